@@ -1,0 +1,60 @@
+"""One exception hierarchy for the whole package.
+
+Every class inherits both the project's base and the builtin a caller would
+naturally catch (``ValueError``, ``KeyError``, ``FileNotFoundError``), and
+carries the HTTP status the service answers with.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HuaxiangError(Exception):
+    """Base of every error huaxiang raises on purpose."""
+
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(HuaxiangError, ValueError):
+    """A workspace file (huaxiang.yaml, tags/*.yaml) is malformed or invalid."""
+
+    http_status = 400
+
+
+class SourceError(HuaxiangError, ValueError):
+    """A source file or table cannot be read as configured (the whole source fails)."""
+
+    http_status = 400
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A configured source path does not exist."""
+
+    http_status = 404
+
+
+class StrictIngestError(HuaxiangError, ValueError):
+    """``--strict`` ingestion found rejected rows."""
+
+    http_status = 422
+
+
+class WorkspaceError(HuaxiangError, ValueError):
+    """The workspace folder is missing, incomplete or already exists."""
+
+    http_status = 400
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
