@@ -1,0 +1,42 @@
+# huaxiang — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## Show the targets and what they do
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install huaxiang with its dev tools
+
+demo: $(STAMP) ## Generate the sample shop, ingest it and print a summary (in ./demo)
+	$(BIN)/huaxiang demo demo
+
+test: $(STAMP) ## Install, then run lint, type checks and the whole test suite
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP) ## Only ruff and mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench-sample: $(STAMP) ## Benchmark the sample generator at 1M users (minutes)
+	$(BIN)/python bench/bench_sample.py --users 1000000 --out /tmp/huaxiang-bench-sample
+
+docs-schema: $(STAMP) ## Regenerate docs/data-model.md from the schema
+	$(BIN)/huaxiang schema --markdown > docs/data-model.md
+
+clean: ## Remove the virtualenv, caches and the demo workspace
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install demo test lint bench-sample docs-schema clean

@@ -1,0 +1,234 @@
+"""The ``huaxiang`` command: a thin layer that parses options and calls the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from huaxiang import __version__
+from huaxiang.errors import HuaxiangError, StrictIngestError
+from huaxiang.io.ingest import IngestReport
+from huaxiang.model import schema
+from huaxiang.workspace import Workspace
+
+app = typer.Typer(
+    name="huaxiang",
+    help="huaxiang (画像): e-commerce user profiling — ingest, tag, segment, select audiences.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOption = Annotated[
+    Path, typer.Option("--workspace", "-w", help="The workspace folder (holds huaxiang.yaml).")
+]
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Print huaxiang's own errors plainly (no traceback) and exit non-zero."""
+    try:
+        yield
+    except StrictIngestError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+    except HuaxiangError as exc:
+        err.print("[bold red]error:[/] ", end="")
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"huaxiang {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """huaxiang (画像): e-commerce user profiling."""
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
+    name: Annotated[str | None, typer.Option(help="Workspace name (default: the folder name).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing huaxiang.yaml.")] = False,
+) -> None:
+    """Create a workspace: a commented huaxiang.yaml and a tags/ folder."""
+    with _friendly_errors():
+        workspace = Workspace.init(directory, name=name, force=force)
+    out.print(f"Created workspace [bold]{workspace.path}[/]. Next: add sources to "
+              f"{workspace.path / 'huaxiang.yaml'}, then run: huaxiang ingest -w {workspace.path}")
+
+
+@app.command()
+def sample(
+    directory: Annotated[Path, typer.Argument(help="Workspace folder to write the sample shop into.")],
+    users: Annotated[int, typer.Option(min=100, help="Number of users to generate.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
+    dirty: Annotated[
+        bool, typer.Option(help="Plant a few documented bad rows, so ingest shows its rejects.")
+    ] = True,
+) -> None:
+    """Generate the sample shop (users, orders, events, ...) as a ready workspace."""
+    with _friendly_errors(), _progress_bar() as progress:
+        workspace = Workspace.create_sample(directory, users=users, seed=seed, dirty=dirty,
+                                            progress=progress)
+    out.print(f"Sample shop written to [bold]{workspace.path / 'sources'}[/]. "
+              f"Next: huaxiang ingest -w {workspace.path}")
+
+
+@app.command("ingest")
+def ingest_command(
+    workspace: WorkspaceOption = Path("."),
+    strict: Annotated[
+        bool, typer.Option(help="Fail (exit 1, publish nothing) if any row is rejected.")
+    ] = False,
+) -> None:
+    """Read every source into the canonical tables; rejected rows are kept with their reasons."""
+    ws = Workspace(workspace)
+    with _friendly_errors(), out.status("ingesting") as status:
+        report = ws.ingest(strict=strict, progress=lambda message: status.update(message))
+    _print_report(report)
+    out.print(f"Tables in [bold]{ws.data_dir}[/]; rejected rows in {ws.data_dir / 'rejects'}.")
+
+
+@app.command()
+def validate(
+    workspace: WorkspaceOption = Path("."),
+    show: Annotated[int, typer.Option(help="Rejected rows to show per source.")] = 5,
+) -> None:
+    """Check huaxiang.yaml and every source row without writing anything."""
+    ws = Workspace(workspace)
+    with _friendly_errors(), out.status("validating") as status:
+        report = ws.validate(progress=lambda message: status.update(message))
+    _print_report(report)
+    for name, examples in report.examples.items():
+        for example in examples[:show]:
+            out.print(f"  {name} row {example['row']}: [yellow]{example['reason']}[/] "
+                      f"({example['column'] or '-'}): {example['detail']}", highlight=False)
+    if report.rows_rejected:
+        out.print("'huaxiang ingest' writes every rejected row, with its raw values, to data/rejects/.")
+    out.print("[green]The configuration is valid.[/]")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where to put the demo workspace.")] = Path("demo"),
+    users: Annotated[int, typer.Option(min=100, help="Users in the sample shop.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Sample shop -> ingest -> summary, in one go."""
+    with _friendly_errors():
+        out.rule("1. sample shop")
+        with _progress_bar() as progress:
+            ws = Workspace.create_sample(directory, users=users, seed=seed, progress=progress)
+        out.rule("2. ingest")
+        with out.status("ingesting") as status:
+            report = ws.ingest(progress=lambda message: status.update(message))
+        _print_report(report)
+        out.rule("3. what is there")
+        _print_summary(ws)
+    out.print(
+        "\n[bold]Tag building, audiences and the console arrive with the next releases.[/]\n"
+        "Next, try:\n"
+        f"  huaxiang validate -w {directory}               every check, with example rejects\n"
+        "  huaxiang ingest -w examples/online_retail   the real Online Retail II data set\n"
+        f"  canonical tables (Parquet): {directory / 'data'}",
+        highlight=False,
+    )
+
+
+@app.command("schema")
+def schema_command(
+    markdown: Annotated[bool, typer.Option(help="Print docs/data-model.md as Markdown.")] = False,
+) -> None:
+    """Show the canonical data model."""
+    if markdown:
+        sys.stdout.write(schema.to_markdown())
+        return
+    for table in schema.TABLES.values():
+        grid = Table(title=f"{table.name} — {table.description}", title_justify="left")
+        for header in ("column", "type", "required", "meaning"):
+            grid.add_column(header)
+        for column in table.columns:
+            grid.add_row(column.name, column.type_label, "yes" if column.required else "",
+                         column.description)
+        out.print(grid)
+
+
+def _print_report(report: IngestReport) -> None:
+    grid = Table(title="Sources (rows read = loaded + rejected)", title_justify="left")
+    for header in ("source", "into", "read", "loaded", "rejected"):
+        grid.add_column(header, justify="left" if header in ("source", "into") else "right", no_wrap=True)
+    grid.add_column("reasons", overflow="fold", min_width=24)
+    for name, source in report.sources.items():
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in source.rejected_by_reason.items())
+        grid.add_row(name, source.into, f"{source.rows_read:,}", f"{source.rows_loaded:,}",
+                     f"{source.rows_rejected:,}", reasons or "-")
+    out.print(grid)
+    tables = Table(title="Canonical tables", title_justify="left")
+    for header in ("table", "rows", "derived", "orphans (kept, flagged)"):
+        tables.add_column(header, justify="left" if header == "table" else "right")
+    for name, table in report.tables.items():
+        tables.add_row(name, f"{table.rows:,}", f"{table.derived_rows:,}", f"{table.orphans:,}")
+    out.print(tables)
+    state = "published" if report.published else "not written (dry run)"
+    out.print(f"{state} in {report.seconds:.1f} s")
+
+
+def _print_summary(ws: Workspace) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    orders = ws.table_path("orders")
+    users = ws.table_path("users")
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM read_parquet(?)), count(DISTINCT user_id), "
+        "sum(amount) FILTER (WHERE NOT is_after_sale), count(*) FILTER (WHERE NOT is_after_sale), "
+        "min(order_time), max(order_time) FROM read_parquet(?)",
+        [str(users), str(orders)],
+    ).fetchone()
+    assert row is not None
+    n_users, buyers, gmv, n_orders, first, last = row
+    grid = Table(title="The shop at a glance", title_justify="left", show_header=False)
+    grid.add_row("users 用户", f"{n_users:,}")
+    grid.add_row("buyers 购买用户", f"{buyers:,}")
+    grid.add_row("valid orders 有效订单", f"{n_orders:,}")
+    grid.add_row("GMV (excl. after-sale)", f"{gmv:,.2f} {ws.config.currency}")
+    grid.add_row("ARPU per buyer", f"{(gmv or 0) / max(buyers, 1):,.2f} {ws.config.currency}")
+    grid.add_row("orders from … to", f"{first:%Y-%m-%d} … {last:%Y-%m-%d}")
+    out.print(grid)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    tasks: dict[str, Any] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,}/{task.total:,}"), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=False) as progress:
+        def update(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        yield update
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
