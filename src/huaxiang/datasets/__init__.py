@@ -1,0 +1,1 @@
+"""Data sets: the deterministic sample shop and adapters for public data."""
