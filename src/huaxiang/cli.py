@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -39,13 +40,11 @@ def _friendly_errors() -> Iterator[None]:
     """Print huaxiang's own errors plainly (no traceback) and exit non-zero."""
     try:
         yield
-    except StrictIngestError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        raise typer.Exit(1) from None
     except HuaxiangError as exc:
-        err.print("[bold red]error:[/] ", end="")
-        err.print(str(exc), highlight=False, markup=False)
-        raise typer.Exit(2) from None
+        # Messages quote user data: print them verbatim (no markup) and unwrapped.
+        err.print("[bold red]error:[/] ", end="", soft_wrap=True)
+        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1 if isinstance(exc, StrictIngestError) else 2) from None
 
 
 def _version(value: bool) -> None:
@@ -121,7 +120,8 @@ def validate(
     for name, examples in report.examples.items():
         for example in examples[:show]:
             out.print(f"  {name} row {example['row']}: [yellow]{example['reason']}[/] "
-                      f"({example['column'] or '-'}): {example['detail']}", highlight=False)
+                      f"({example['column'] or '-'}): {escape(example['detail'])}",
+                      highlight=False, soft_wrap=True)
     if report.rows_rejected:
         out.print("'huaxiang ingest' writes every rejected row, with its raw values, to data/rejects/.")
     out.print("[green]The configuration is valid.[/]")

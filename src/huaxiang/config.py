@@ -165,9 +165,10 @@ class SourceConfig(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> SourceConfig:
         fmt = self.resolved_format
-        if fmt == "table" and not self.table:
+        if self.format == "table" and not self.table:
             raise ValueError("a 'table' source needs 'table' (and optionally 'connection')")
-        if fmt != "table" and not self.path:
+        if (fmt != "table" or not self.table) and not self.path:
+            # Neither a file nor a table: a forgotten 'path' is the likely cause.
             raise ValueError("give 'path' (a CSV or Parquet file) or 'format: table' with 'table'")
         if self.after_sale_if is not None and self.into not in ("orders", ORDER_LINES):
             raise ValueError("after_sale_if applies to sources into orders or order_lines")

@@ -30,6 +30,18 @@ class ConfigError(HuaxiangError, ValueError):
     http_status = 400
 
 
+class RuleError(ConfigError):
+    """A tag rule (a SQL expression in a tag file) cannot be parsed, checked or compiled.
+
+    ``line`` and ``column`` (1-based, within the rule text) say where, when known.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
 class SourceError(HuaxiangError, ValueError):
     """A source file or table cannot be read as configured (the whole source fails)."""
 

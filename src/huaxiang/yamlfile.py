@@ -103,6 +103,19 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
     return f"{message.rstrip('.')} (got {given!r})."
 
 
+def _named_key(error: Any) -> tuple[str, ...]:
+    """The key of a mapping that a validator's message names (``'gendr' is not a column``).
+
+    A validator of a whole mapping reports the mapping's path; the line of the
+    key it complains about is more useful. The key quoted first in the message wins.
+    """
+    given, message = error.get("input"), str(error.get("msg", ""))
+    if not isinstance(given, dict):
+        return ()
+    named = [(message.find(repr(key)), key) for key in given if isinstance(key, str) and repr(key) in message]
+    return (min(named)[1],) if named else ()
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -138,7 +151,7 @@ def validate_file(path: Path, model: type[Model], data: Any, node: yaml.Node | N
         lines = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            line = _node_line(node, loc)
+            line = _node_line(node, loc + _named_key(error))
             where = f"{path.name}:{line}" if line else path.name
             lines.append(f"{where}: {_format_loc(loc)}: {_describe(error, model)}")
         raise ConfigError("\n".join(lines)) from None

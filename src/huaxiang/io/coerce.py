@@ -34,6 +34,8 @@ IBIS_TYPES: dict[str, dt.DataType] = {
 TRUE_WORDS = ("true", "t", "1", "yes", "y", "是", "真")
 FALSE_WORDS = ("false", "f", "0", "no", "n", "否", "假")
 EPOCH = datetime(1970, 1, 1)
+#: Epoch seconds of 0001-01-01 and 9999-12-31 23:59:59.
+EPOCH_RANGE = (-62_135_596_800, 253_402_300_799)
 _DIRECTIVES = {
     "Y": ("year", r"(\d{4})"),
     "m": ("month", r"(\d{1,2})"),
@@ -154,8 +156,10 @@ def _convert(raw: Any, raw_type: dt.DataType, column: Column, times: TimeSetting
     if kind == "decimal":
         if raw_type.is_numeric():
             return raw.cast(DECIMAL)
-        cleaned = raw.re_replace(r"[¥￥$£€\s]", "").re_replace(r"(\d),(\d{3})", r"\1\2")
-        return cleaned.try_cast(DECIMAL)
+        cleaned = raw.re_replace(r"[¥￥$£€\s]", "")
+        # Thousands separators only in well-formed groups (1,234,567.80); "12,34" stays unreadable.
+        grouped = cleaned.re_search(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
+        return ibis.ifelse(grouped, cleaned.replace(",", ""), cleaned).try_cast(DECIMAL)
     if kind == "bool":
         if raw_type.is_boolean():
             return raw
@@ -186,9 +190,14 @@ def _timestamp(raw: Any, raw_type: dt.DataType, times: TimeSettings) -> Any:
     if raw_type.is_timestamp() or raw_type.is_date():
         value = raw.cast(dt.Timestamp(scale=6))
     elif fmt in ("epoch_s", "epoch_ms") or raw_type.is_integer():
-        number = raw if raw_type.is_integer() else raw.try_cast("int64")
-        seconds = number // 1000 if fmt == "epoch_ms" else number
-        value = ibis.literal(EPOCH) + seconds.as_interval("s")
+        number = raw.cast("float64") if raw_type.is_numeric() else raw.try_cast("float64")
+        seconds = number / 1000 if fmt == "epoch_ms" else number
+        # A number beyond the years 1..9999 is unreadable (a reject), not an engine error.
+        readable = seconds.between(EPOCH_RANGE[0], EPOCH_RANGE[1])
+        whole = ibis.ifelse(readable, seconds, 0).floor().cast("int64")
+        value = ibis.ifelse(
+            readable, ibis.literal(EPOCH) + whole.as_interval("s"), ibis.null(dt.Timestamp(scale=6))
+        )
     elif fmt:
         value = _parse_format(raw, fmt)
     else:

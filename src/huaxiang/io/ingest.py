@@ -28,7 +28,7 @@ from huaxiang.config import ORDER_LINES, WorkspaceConfig
 from huaxiang.errors import SourceError, StrictIngestError
 from huaxiang.io.coerce import IBIS_TYPES, time_settings
 from huaxiang.io.readers import ROW, read_source
-from huaxiang.io.stage import AFTER_SALE, COLUMN, DETAIL, REASON, Staged, stage
+from huaxiang.io.stage import AFTER_SALE, COLUMN, DETAIL, REASON, Staged, resolve_mapping, stage
 from huaxiang.model.schema import TABLES
 from huaxiang.storage import publishing
 
@@ -45,6 +45,7 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 Progress = Callable[[str], None]
+EXAMPLES = 5
 
 
 @dataclass
@@ -79,6 +80,7 @@ class IngestReport:
     published: bool
     sources: dict[str, SourceReport]
     tables: dict[str, TableReport]
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def rows_rejected(self) -> int:
@@ -129,6 +131,8 @@ def ingest(
     rejects: dict[str, list[pa.Table]] = {}
     parts: dict[str, list[tuple[str, ibis.Table]]] = {name: [] for name in TABLES}
     derivations: list[tuple[str, ibis.Table, tuple[str, ...]]] = []
+    staged_by_name: dict[str, Staged] = {}
+    claimed: list[ibis.Table] = []  # order ids loaded by earlier sources (orders / order_lines)
 
     with tempfile.TemporaryDirectory(prefix="huaxiang-ingest-") as scratch:
         for name, source in config.sources.items():
@@ -139,24 +143,37 @@ def ingest(
             staged = stage(raw, source, times, now, csv_hint)
             table = con.create_table(f"staged_{name}", staged.table, temp=True)
             staged = Staged(staged.name, table, staged.columns, staged.derived, staged.raw_names)
+            staged_by_name[name] = staged
             reports[name] = SourceReport(source.into, raw.location, rows_read=raw.rows_read)
             rejects[name] = [_malformed_rejects(name, raw.malformed), _staged_rejects(name, staged)]
             loaded = table.filter(table[REASON].isnull()).mutate(**{SOURCE: ibis.literal(name)})
+            # Lines without a mapped line_no are numbered in source order within their order.
+            has_line_no = source.into in (ORDER_LINES, "order_items") and "line_no" in resolve_mapping(
+                raw, source, None
+            )
             if source.into == ORDER_LINES:
-                parts["order_items"].append((name, _items_from_lines(loaded, "line_no" in source.columns)))
+                loaded = _drop_claimed_orders(loaded, claimed, staged, rejects[name])
+                parts["order_items"].append((name, _items_from_lines(loaded, has_line_no)))
                 parts["orders"].append((name, _orders_from_lines(loaded)))
+            elif source.into == "order_items":
+                parts["order_items"].append((name, _items_from_lines(loaded, has_line_no)))
             else:
                 parts[source.into].append((name, loaded))
+            if source.into in ("orders", ORDER_LINES):
+                claimed.append(
+                    loaded.select("order_id").distinct().mutate(_first=ibis.literal(name),
+                                                                _n=ibis.literal(len(claimed)))
+                )
             for table_name, columns in staged.derived.items():
                 derivations.append((table_name, _entity_rows(table, table_name), columns))
 
         say("combining tables")
-        finals = _combine(con, parts, rejects)
+        finals = _combine(con, parts, rejects, staged_by_name)
         _add_derived(con, finals, derivations, len(rejects))
         _flag_orphans(con, finals)
         report = _report(workspace, config, reports, rejects, finals, started, now)
         if strict and report.rows_rejected:
-            raise StrictIngestError(_strict_message(report, rejects))
+            raise StrictIngestError(_strict_message(report))
         if dry_run:
             report.published = False
             return report
@@ -198,11 +215,7 @@ def _staged_rejects(name: str, staged: Staged) -> pa.Table:
     raw_columns = [c for c in t.columns if c.startswith("raw__")]
     rejected = t.filter(t[REASON].notnull()).order_by(ROW)
     data = rejected.select(ROW, COLUMN, REASON, DETAIL, *raw_columns).to_pyarrow()
-    originals = staged.raw_names
-    raw_text = [
-        json.dumps(dict(zip(originals, values, strict=True)), ensure_ascii=False, default=str)
-        for values in zip(*(data[c].to_pylist() for c in raw_columns), strict=True)
-    ] if data.num_rows else []
+    raw_text = _raw_json(data, staged.raw_names)
     return pa.table(
         {
             "source": pa.array([name] * data.num_rows, pa.string()),
@@ -214,6 +227,57 @@ def _staged_rejects(name: str, staged: Staged) -> pa.Table:
         },
         schema=REJECT_SCHEMA,
     )
+
+
+def _raw_json(data: pa.Table, names: tuple[str, ...]) -> list[str]:
+    """The original values of each row (its ``raw__i`` columns) as JSON objects."""
+    raw_columns = [f"raw__{i}" for i in range(len(names))]
+    if not data.num_rows:
+        return []
+    return [
+        json.dumps(dict(zip(names, values, strict=True)), ensure_ascii=False, default=str)
+        for values in zip(*(data[c].to_pylist() for c in raw_columns), strict=True)
+    ]
+
+
+def _drop_claimed_orders(
+    lines: ibis.Table, claimed: list[ibis.Table], staged: Staged, rejects: list[pa.Table]
+) -> ibis.Table:
+    """Reject every line of an order an earlier source already loaded (the first source wins).
+
+    Without this, the later lines would both fail the orders key and be loaded
+    (or fail) as order items: one row counted twice, and orders merged silently.
+    """
+    if not claimed:
+        return lines
+    earlier = ibis.union(*claimed, distinct=False) if len(claimed) > 1 else claimed[0]
+    earlier = earlier.group_by("order_id").aggregate(_first=earlier._first.argmin(earlier._n))
+    raw_columns = [f"raw__{i}" for i in range(len(staged.raw_names))]
+    repeated = lines.inner_join(earlier, "order_id")
+    data = repeated.select(ROW, "order_id", "_first", *raw_columns).order_by(ROW).to_pyarrow()
+    if data.num_rows:
+        rows = data.select([ROW, "order_id", "_first"]).to_pylist()
+        rejects.append(
+            pa.table(
+                {
+                    "source": pa.array([staged.name] * data.num_rows, pa.string()),
+                    "row": pa.array([r[ROW] for r in rows], pa.int64()),
+                    "column": pa.array(["order_id"] * data.num_rows, pa.string()),
+                    "reason": pa.array(["duplicate_key"] * data.num_rows, pa.string()),
+                    "detail": pa.array(
+                        [
+                            f"order_id {r['order_id']!r} was already loaded (first from source "
+                            f"'{r['_first']}'); the first source's order is kept"
+                            for r in rows
+                        ],
+                        pa.string(),
+                    ),
+                    "raw": pa.array(_raw_json(data, staged.raw_names), pa.string()),
+                },
+                schema=REJECT_SCHEMA,
+            )
+        )
+    return lines.anti_join(earlier, "order_id")
 
 
 def _items_from_lines(lines: ibis.Table, has_line_no: bool) -> ibis.Table:
@@ -261,20 +325,33 @@ def _add_derived(
 ) -> None:
     """Add users / products seen only in other tables (e.g. buyers with no user record)."""
     found: dict[str, list[ibis.Table]] = {}
-    for table_name, staged, columns in derivations:
+    for position, (table_name, staged, columns) in enumerate(derivations):
         key = TABLES[table_name].key[0]
         seen = staged.filter(staged[key].notnull())
         found.setdefault(table_name, []).append(
             seen.group_by(key).aggregate(
+                _source_order=ibis.literal(position),
                 _first=seen[ROW].min(),
                 **{c: seen[f"{table_name}__{c}"].argmin(seen[ROW]) for c in columns},
             )
         )
     for table_name, pieces in found.items():
         key = TABLES[table_name].key[0]
+        # Sources may derive different attributes: give every piece the same columns.
+        kinds = {c.name: c.kind for c in TABLES[table_name].columns}
+        names = list(dict.fromkeys(c for piece in pieces for c in piece.columns))
+        pieces = [
+            piece.mutate(
+                **{c: ibis.null(IBIS_TYPES[kinds[c]]) for c in names if c not in piece.columns}
+            ).select(*names)
+            for piece in pieces
+        ]
         rows = ibis.union(*pieces, distinct=False) if len(pieces) > 1 else pieces[0]
-        rows = rows.mutate(_n=ibis.row_number().over(group_by=rows[key], order_by=rows._first))
-        rows = rows.filter(rows._n == 0).drop("_n", "_first")
+        # The first source (in huaxiang.yaml order) that sees an entity describes it.
+        rows = rows.mutate(
+            _n=ibis.row_number().over(group_by=rows[key], order_by=[rows._source_order, rows._first])
+        )
+        rows = rows.filter(rows._n == 0).drop("_n", "_first", "_source_order")
         if table_name in finals:
             rows = rows.anti_join(finals[table_name], key)
         rows = _canonical(rows, table_name).mutate(
@@ -288,6 +365,7 @@ def _combine(
     con: Any,
     parts: dict[str, list[tuple[str, ibis.Table]]],
     rejects: dict[str, list[pa.Table]],
+    staged: dict[str, Staged],
 ) -> dict[str, ibis.Table]:
     """Union each table's sources and reject rows that repeat a key (the first is kept)."""
     finals: dict[str, ibis.Table] = {}
@@ -310,7 +388,7 @@ def _combine(
                 _first=combined[SOURCE].first().over(**window),
             )
             combined = con.create_table(f"combined_{table_name}", combined, temp=True)
-            _key_rejects(combined, spec.key, rejects)
+            _key_rejects(combined, spec.key, rejects, staged)
             combined = combined.filter(combined._rank == 0).drop("_rank", "_first")
         finals[table_name] = con.create_table(
             f"final_{table_name}", combined.select(*spec.column_names, SOURCE, ROW, "_order"), temp=True
@@ -330,7 +408,12 @@ def _canonical(expr: ibis.Table, table_name: str) -> ibis.Table:
     return expr.select(**values, **keep)
 
 
-def _key_rejects(combined: ibis.Table, key: tuple[str, ...], rejects: dict[str, list[pa.Table]]) -> None:
+def _key_rejects(
+    combined: ibis.Table,
+    key: tuple[str, ...],
+    rejects: dict[str, list[pa.Table]],
+    staged: dict[str, Staged],
+) -> None:
     repeated = combined.filter(combined._rank > 0)
     key_text = ibis.literal(", ").join([combined[k].cast("string") for k in key]) if len(key) > 1 else (
         combined[key[0]].cast("string")
@@ -355,7 +438,19 @@ def _key_rejects(combined: ibis.Table, key: tuple[str, ...], rejects: dict[str, 
             }
         )
     for source, items in by_source.items():
+        raw = _raw_by_row(staged[source], [item["row"] for item in items])
+        for item in items:
+            item["raw"] = raw.get(item["row"])
         rejects[source].append(pa.Table.from_pylist(items, schema=REJECT_SCHEMA))
+
+
+def _raw_by_row(staged: Staged, rows: list[int]) -> dict[int, str]:
+    """The original values (JSON) of some rows of a staged source, by row number."""
+    wanted = ibis.memtable(pa.table({"_wanted": pa.array(rows, pa.int64())}))
+    t = staged.table
+    raw_columns = [f"raw__{i}" for i in range(len(staged.raw_names))]
+    found = t.inner_join(wanted, t[ROW] == wanted._wanted).select(ROW, *raw_columns).to_pyarrow()
+    return dict(zip(found[ROW].to_pylist(), _raw_json(found, staged.raw_names), strict=True))
 
 
 def _flag_orphans(con: Any, finals: dict[str, ibis.Table]) -> None:
@@ -410,6 +505,7 @@ def _report(
             derived_rows=int(stats["derived"] or 0),
             orphans=int(stats["orphans"] or 0),
         )
+    examples: dict[str, list[dict[str, Any]]] = {}
     for name, report in reports.items():
         table = _concat_rejects(rejects[name])
         report.rows_rejected = table.num_rows
@@ -418,6 +514,10 @@ def _report(
         for reason in table["reason"].to_pylist():
             reasons[reason] = reasons.get(reason, 0) + 1
         report.rejected_by_reason = dict(sorted(reasons.items()))
+        examples[name] = [
+            {k: r[k] for k in ("row", "column", "reason", "detail")}
+            for r in table.slice(0, EXAMPLES).to_pylist()
+        ]
         if report.rows_read != report.rows_loaded + report.rows_rejected:
             raise AssertionError(
                 f"internal error: source {name} read {report.rows_read} rows but loaded "
@@ -430,14 +530,14 @@ def _report(
         published=False,
         sources=reports,
         tables=tables,
+        examples=examples,
     )
 
 
-def _strict_message(report: IngestReport, rejects: dict[str, list[pa.Table]]) -> str:
-    lines = [f"--strict: {report.rows_rejected} rows were rejected; nothing was published."]
-    for name, pieces in rejects.items():
-        table = _concat_rejects(pieces)
-        for r in table.slice(0, 3).to_pylist():
+def _strict_message(report: IngestReport) -> str:
+    lines = [f"--strict: {report.rows_rejected:,} rows were rejected; nothing was published."]
+    for name, examples in report.examples.items():
+        for r in examples[:3]:
             lines.append(f"  {name} row {r['row']}: {r['reason']} ({r['column']}): {r['detail']}")
-    lines.append("See all reasons with 'huaxiang validate' (it writes nothing).")
+    lines.append("See every reason with 'huaxiang validate' (it writes nothing).")
     return "\n".join(lines)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +131,7 @@ def _read_csv(con: Any, name: str, source: SourceConfig, path: Path, scratch: Pa
             by_line[row]["detail"] += "; " + message
         else:
             by_line[row] = {ROW: row, "reason": "malformed_row", "column": None,
-                            "detail": message, "raw": r["csv_line"]}
+                            "detail": message, "raw": _fields_json(r["csv_line"], opts.delimiter, opts.quote)}
     malformed = [by_line[row] for row in sorted(by_line)]
     table = con.table(raw)
     columns = list(table.columns)
@@ -195,6 +197,17 @@ def _as_utf8(name: str, path: Path, encoding: str, scratch: Path) -> Path:
         if target is not None:
             target.close()
     return path if target is None else Path(target.name)
+
+
+def _fields_json(line: str | None, delimiter: str, quote: str) -> str | None:
+    """A malformed record's fields as a JSON array (its values cannot be matched to column names)."""
+    if line is None:
+        return None
+    try:
+        fields = next(csv.reader(io.StringIO(line), delimiter=delimiter, quotechar=quote), [])
+    except csv.Error:
+        fields = [line]
+    return json.dumps(fields, ensure_ascii=False)
 
 
 def sniff_delimiter(path: Path, encoding: str) -> str | None:

@@ -17,6 +17,7 @@ fails, so ``rows read = rows loaded + rows rejected`` holds by construction:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +69,7 @@ def resolve_mapping(raw: RawSource, source: SourceConfig, csv_hint: tuple[str, s
     for name in columns:
         if name in source.columns:
             mapping[name] = source.columns[name]
-        elif name in available and name not in explicitly_used and name not in ("is_orphan", AFTER_SALE):
+        elif name in available and name not in explicitly_used and name != "is_orphan":
             # Same-named columns map themselves, unless mapped elsewhere on purpose.
             mapping[name] = name
     if AFTER_SALE in source.columns:
@@ -82,13 +83,13 @@ def resolve_mapping(raw: RawSource, source: SourceConfig, csv_hint: tuple[str, s
     for target, column in wanted.items():
         if column not in available:
             raise SourceError(_missing_column_message(raw, target, column, csv_hint))
-    for name, column in columns.items():
-        required = column.required and not (source.into == ORDER_LINES and name == "amount")
+    for name, spec in columns.items():
+        required = spec.required and not (source.into == ORDER_LINES and name == "amount")
         if required and name not in mapping:
             raise SourceError(
                 f"Source '{raw.name}' ({raw.location}) has no column for required '{name}' of "
                 f"{source.into}. Columns found: {', '.join(raw.columns)}. Map one under "
-                f"'sources.{raw.name}.columns.{name}'.{did_you_mean(name, raw.columns)}"
+                f"'sources.{raw.name}.columns.{name}'.{_hint(raw, name, csv_hint)}"
             )
     return mapping
 
@@ -98,16 +99,25 @@ def _missing_column_message(
 ) -> str:
     message = (
         f"Source '{raw.name}' ({raw.location}) has no column {column!r} (mapped to {target}). "
-        f"Columns found: {', '.join(raw.columns)}.{did_you_mean(column, raw.columns)}"
+        f"Columns found: {', '.join(raw.columns)}.{_hint(raw, column, csv_hint)}"
     )
-    if csv_hint is not None and len(raw.columns) == 1:
-        path, encoding = csv_hint
-        guess = sniff_delimiter(Path(path), encoding)
-        if guess and guess != ",":
-            message += f" The file looks {_delimiter_name(guess)}-delimited: set 'csv.delimiter: {guess!r}'."
-        else:
-            message += " Only one column was found: is 'csv.delimiter' right?"
     return message
+
+
+def _hint(raw: RawSource, column: str, csv_hint: tuple[str, str] | None) -> str:
+    """Why a column may be missing: a wrong CSV delimiter (one column found) or a near miss."""
+    single = csv_hint is not None and len(raw.columns) == 1
+    guess = sniff_delimiter(Path(csv_hint[0]), csv_hint[1]) if csv_hint is not None and single else None
+    if guess and guess != ",":
+        # JSON quoting is also valid YAML (a tab is written "\t").
+        return (
+            f" The file looks {_delimiter_name(guess)}-delimited: set "
+            f"'sources.{raw.name}.csv.delimiter: {json.dumps(guess)}'."
+        )
+    hint = did_you_mean(column, raw.columns)
+    if single:
+        hint += f" Only one column was found: is 'sources.{raw.name}.csv.delimiter' right?"
+    return hint
 
 
 def _delimiter_name(delimiter: str) -> str:
@@ -172,8 +182,10 @@ def stage(
         if required:
             checks.append((typed[name].isnull() & ~converted[name].bad, "null_required", name,
                            ibis.literal(f"{name} (source column {mapping[name]!r}) is empty")))
-    for name, result in converted.items():
-        checks.append((result.bad, result.reason, name, result.detail))
+    for reason in ("bad_type", "unknown_value"):  # in the documented order, whatever the columns' order
+        for name, result in converted.items():
+            if result.reason == reason:
+                checks.append((result.bad, result.reason, name, result.detail))
     for name, column in columns.items():
         if name in converted and (column.minimum is not None or column.maximum is not None):
             value = typed[name]
