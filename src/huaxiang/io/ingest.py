@@ -28,7 +28,16 @@ from huaxiang.config import ORDER_LINES, WorkspaceConfig
 from huaxiang.errors import SourceError, StrictIngestError
 from huaxiang.io.coerce import IBIS_TYPES, time_settings
 from huaxiang.io.readers import ROW, read_source
-from huaxiang.io.stage import AFTER_SALE, COLUMN, DETAIL, REASON, Staged, resolve_mapping, stage
+from huaxiang.io.stage import (
+    AFTER_SALE,
+    COLUMN,
+    DETAIL,
+    REASON,
+    Staged,
+    duplicate_rows,
+    resolve_mapping,
+    stage,
+)
 from huaxiang.model.schema import TABLES
 from huaxiang.storage import publishing
 
@@ -125,8 +134,6 @@ def ingest(
     zone = ZoneInfo(config.timezone)
     now = now or datetime.now(zone).replace(tzinfo=None)
     say = progress or (lambda message: None)
-    con = ibis.duckdb.connect(**_engine_options(config))
-    con.raw_sql("SET enable_progress_bar = false")
     reports: dict[str, SourceReport] = {}
     rejects: dict[str, list[pa.Table]] = {}
     parts: dict[str, list[tuple[str, ibis.Table]]] = {name: [] for name in TABLES}
@@ -135,14 +142,17 @@ def ingest(
     claimed: list[ibis.Table] = []  # order ids loaded by earlier sources (orders / order_lines)
 
     with tempfile.TemporaryDirectory(prefix="huaxiang-ingest-") as scratch:
+        con = _connect(config, Path(scratch))
         for name, source in config.sources.items():
             say(f"reading {name}")
             raw = read_source(con, name, source, workspace, Path(scratch))
             times = time_settings(source.time_format, source.timezone, config.timezone)
             csv_hint = (raw.location, "utf-8") if source.resolved_format == "csv" else None
-            staged = stage(raw, source, times, now, csv_hint)
+            duplicates = con.create_table(f"duplicates_{name}", duplicate_rows(raw.table, raw.columns),
+                                          temp=True)
+            staged = stage(raw, source, times, now, duplicates, csv_hint)
             table = con.create_table(f"staged_{name}", staged.table, temp=True)
-            staged = Staged(staged.name, table, staged.columns, staged.derived, staged.raw_names)
+            staged = Staged(staged.name, table, staged.columns, staged.derived, staged.raw_names, staged.raw)
             staged_by_name[name] = staged
             reports[name] = SourceReport(source.into, raw.location, rows_read=raw.rows_read)
             rejects[name] = [_malformed_rejects(name, raw.malformed), _staged_rejects(name, staged)]
@@ -170,7 +180,7 @@ def ingest(
         say("combining tables")
         finals = _combine(con, parts, rejects, staged_by_name)
         _add_derived(con, finals, derivations, len(rejects))
-        _flag_orphans(con, finals)
+        _flag_orphans(finals)
         report = _report(workspace, config, reports, rejects, finals, started, now)
         if strict and report.rows_rejected:
             raise StrictIngestError(_strict_message(report))
@@ -190,13 +200,16 @@ def ingest(
     return report
 
 
-def _engine_options(config: WorkspaceConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+def _connect(config: WorkspaceConfig, scratch: Path) -> Any:
+    """An in-process DuckDB whose intermediate tables spill to ``scratch`` when memory runs short."""
+    options: dict[str, Any] = {"temp_directory": str(scratch / "spill")}
     if config.engine.threads:
         options["threads"] = config.engine.threads
     if config.engine.memory_limit:
         options["memory_limit"] = config.engine.memory_limit
-    return options
+    con = ibis.duckdb.connect(**options)
+    con.raw_sql("SET enable_progress_bar = false")
+    return con
 
 
 def _malformed_rejects(name: str, malformed: list[dict[str, Any]]) -> pa.Table:
@@ -212,9 +225,8 @@ def _malformed_rejects(name: str, malformed: list[dict[str, Any]]) -> pa.Table:
 
 def _staged_rejects(name: str, staged: Staged) -> pa.Table:
     t = staged.table
-    raw_columns = [c for c in t.columns if c.startswith("raw__")]
-    rejected = t.filter(t[REASON].notnull()).order_by(ROW)
-    data = rejected.select(ROW, COLUMN, REASON, DETAIL, *raw_columns).to_pyarrow()
+    rejected = t.filter(t[REASON].notnull()).select(ROW, COLUMN, REASON, DETAIL)
+    data = rejected.inner_join(staged.raw_values(), ROW).order_by(ROW).to_pyarrow()
     raw_text = _raw_json(data, staged.raw_names)
     return pa.table(
         {
@@ -252,9 +264,8 @@ def _drop_claimed_orders(
         return lines
     earlier = ibis.union(*claimed, distinct=False) if len(claimed) > 1 else claimed[0]
     earlier = earlier.group_by("order_id").aggregate(_first=earlier._first.argmin(earlier._n))
-    raw_columns = [f"raw__{i}" for i in range(len(staged.raw_names))]
-    repeated = lines.inner_join(earlier, "order_id")
-    data = repeated.select(ROW, "order_id", "_first", *raw_columns).order_by(ROW).to_pyarrow()
+    repeated = lines.inner_join(earlier, "order_id").select(ROW, "order_id", "_first")
+    data = repeated.inner_join(staged.raw_values(), ROW).order_by(ROW).to_pyarrow()
     if data.num_rows:
         rows = data.select([ROW, "order_id", "_first"]).to_pylist()
         rejects.append(
@@ -378,21 +389,22 @@ def _combine(
             for src, expr in parts[table_name]
         ]
         combined = ibis.union(*pieces, distinct=False) if len(pieces) > 1 else pieces[0]
+        combined = combined.select(*spec.column_names, SOURCE, ROW, "_order")
         if spec.key:
-            window = {
-                "group_by": [combined[k] for k in spec.key],
-                "order_by": [combined._order, combined[ROW]],
-            }
-            combined = combined.mutate(
+            # Keys are nearly always unique: rank only the rows of keys seen more than once.
+            key = list(spec.key)
+            repeated = combined.group_by(key).aggregate(_copies=ibis._.count()).filter(ibis._._copies > 1)
+            suspects = combined.semi_join(repeated, key)
+            window = {"group_by": [suspects[k] for k in key], "order_by": [suspects._order, suspects[ROW]]}
+            ranked = suspects.mutate(
                 _rank=ibis.row_number().over(**window),
-                _first=combined[SOURCE].first().over(**window),
+                _first=suspects[SOURCE].first().over(**window),
             )
-            combined = con.create_table(f"combined_{table_name}", combined, temp=True)
-            _key_rejects(combined, spec.key, rejects, staged)
-            combined = combined.filter(combined._rank == 0).drop("_rank", "_first")
-        finals[table_name] = con.create_table(
-            f"final_{table_name}", combined.select(*spec.column_names, SOURCE, ROW, "_order"), temp=True
-        )
+            ranked = con.create_table(f"repeated_{table_name}", ranked, temp=True)
+            _key_rejects(ranked, spec.key, rejects, staged)
+            losers = ranked.filter(ranked._rank > 0).select(SOURCE, ROW)
+            combined = combined.anti_join(losers, [SOURCE, ROW])
+        finals[table_name] = combined
     return finals
 
 
@@ -447,21 +459,19 @@ def _key_rejects(
 def _raw_by_row(staged: Staged, rows: list[int]) -> dict[int, str]:
     """The original values (JSON) of some rows of a staged source, by row number."""
     wanted = ibis.memtable(pa.table({"_wanted": pa.array(rows, pa.int64())}))
-    t = staged.table
-    raw_columns = [f"raw__{i}" for i in range(len(staged.raw_names))]
-    found = t.inner_join(wanted, t[ROW] == wanted._wanted).select(ROW, *raw_columns).to_pyarrow()
+    raw = staged.raw_values()
+    found = raw.inner_join(wanted, raw[ROW] == wanted._wanted).drop("_wanted").to_pyarrow()
     return dict(zip(found[ROW].to_pylist(), _raw_json(found, staged.raw_names), strict=True))
 
 
-def _flag_orphans(con: Any, finals: dict[str, ibis.Table]) -> None:
+def _flag_orphans(finals: dict[str, ibis.Table]) -> None:
     for child, parent, key in (("order_items", "orders", "order_id"), ("events", "products", "product_id")):
         if child not in finals or parent not in finals:
             continue
         t, known = finals[child], finals[parent].select(key).distinct()
         t = t.left_join(known.mutate(_known=ibis.literal(True)), key)
         orphan = t[key].notnull() & t._known.isnull()
-        t = t.mutate(is_orphan=orphan).drop("_known", f"{key}_right")
-        finals[child] = con.create_table(f"final_{child}_flagged", t, temp=True)
+        finals[child] = t.mutate(is_orphan=orphan).drop("_known", f"{key}_right")
 
 
 def _write_table(con: Any, expr: ibis.Table, table_name: str, path: Path) -> None:

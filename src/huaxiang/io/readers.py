@@ -61,13 +61,15 @@ def read_source(
 def _read_parquet(con: Any, name: str, path: Path) -> RawSource:
     raw = f"raw_{name}"
     try:
+        # A view, not a copy: Parquet is columnar and cheap to scan again.
         con.raw_sql(
-            f"CREATE OR REPLACE TEMP TABLE {_q(raw)} AS SELECT *, file_row_number + 1 AS {ROW} "
-            f"FROM read_parquet({_lit(str(path))}, file_row_number = true) ORDER BY {ROW}"
+            f"CREATE OR REPLACE TEMP VIEW {_q(raw)} AS SELECT * EXCLUDE (file_row_number), "
+            f"file_row_number + 1 AS {ROW} "
+            f"FROM read_parquet({_lit(str(path))}, file_row_number = true)"
         )
+        table = con.table(raw)
     except Exception as exc:
         raise SourceError(f"Source '{name}': cannot read {path} as Parquet: {_first_line(exc)}") from None
-    table = con.table(raw).drop("file_row_number")
     columns = [c for c in table.columns if c != ROW]
     return RawSource(name, str(path), table, columns, int(table.count().execute()), [])
 
