@@ -146,7 +146,7 @@ def demo(
         _print_summary(ws)
     out.print(
         "\n[bold]Tag building, audiences and the console arrive with the next releases.[/]\n"
-        "Next, try:\n"
+        "Next, try (after 'source .venv/bin/activate' when installed by make):\n"
         f"  huaxiang validate -w {directory}               every check, with example rejects\n"
         "  huaxiang ingest -w examples/online_retail   the real Online Retail II data set\n"
         f"  canonical tables (Parquet): {directory / 'data'}",
@@ -199,7 +199,8 @@ def _print_summary(ws: Workspace) -> None:
     orders = ws.table_path("orders")
     users = ws.table_path("users")
     row = con.execute(
-        "SELECT (SELECT count(*) FROM read_parquet(?)), count(DISTINCT user_id), "
+        "SELECT (SELECT count(*) FROM read_parquet(?)), "
+        "count(DISTINCT user_id) FILTER (WHERE NOT is_after_sale), "
         "sum(amount) FILTER (WHERE NOT is_after_sale), count(*) FILTER (WHERE NOT is_after_sale), "
         "min(order_time), max(order_time) FROM read_parquet(?)",
         [str(users), str(orders)],
