@@ -42,6 +42,11 @@ class RuleError(ConfigError):
         self.column = column
 
 
+class CatalogError(ConfigError):
+    """The tag catalog (tags/*.yaml) is invalid: a malformed tag, a duplicate id, an unknown
+    reference or a dependency cycle. The message lists every problem, one per line."""
+
+
 class SourceError(HuaxiangError, ValueError):
     """A source file or table cannot be read as configured (the whole source fails)."""
 

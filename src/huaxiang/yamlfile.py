@@ -20,7 +20,7 @@ from huaxiang.errors import ConfigError, did_you_mean
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+def node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the deepest node of ``loc`` that exists in the YAML tree."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
@@ -79,7 +79,7 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _describe(error: Any, model: type[BaseModel]) -> str:
+def describe_error(error: Any, model: type[BaseModel]) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = error["type"]
     given = error.get("input")
@@ -103,7 +103,7 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
     return f"{message.rstrip('.')} (got {given!r})."
 
 
-def _named_key(error: Any) -> tuple[str, ...]:
+def named_key(error: Any) -> tuple[str, ...]:
     """The key of a mapping that a validator's message names (``'gendr' is not a column``).
 
     A validator of a whole mapping reports the mapping's path; the line of the
@@ -116,7 +116,7 @@ def _named_key(error: Any) -> tuple[str, ...]:
     return (min(named)[1],) if named else ()
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
+def format_loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
         if isinstance(part, int):
@@ -151,7 +151,7 @@ def validate_file(path: Path, model: type[Model], data: Any, node: yaml.Node | N
         lines = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            line = _node_line(node, loc + _named_key(error))
+            line = node_line(node, loc + named_key(error))
             where = f"{path.name}:{line}" if line else path.name
-            lines.append(f"{where}: {_format_loc(loc)}: {_describe(error, model)}")
+            lines.append(f"{where}: {format_loc(loc)}: {describe_error(error, model)}")
         raise ConfigError("\n".join(lines)) from None
