@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -119,19 +119,35 @@ class Aggregate(Strict):
         return {"function": function, "column": column}
 
 
-class MetricSpec(Strict):
+class Windowed(Strict):
+    """A maker that looks back over a window before the as-of date (``30d``, ``4w`` or ``all``).
+
+    Each maker declares its own ``window`` field (default and position differ);
+    this base checks it and gives its length in days.
+    """
+
+    if TYPE_CHECKING:
+        window: str
+
+    @field_validator("window", check_fields=False)
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_window(value)
+        return value
+
+    @property
+    def days(self) -> int | None:
+        """Length of the window in days (``None``: all history)."""
+        return parse_window(self.window)
+
+
+class MetricSpec(Windowed):
     """An aggregate over a window of rows of one canonical table, per user."""
 
     from_: Literal["orders", "order_items", "events", "users"] = Field(alias="from")
     where: str | None = None
     window: str = "all"
     agg: Aggregate
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        parse_window(value)
-        return value
 
     @field_validator("agg")
     @classmethod
@@ -156,10 +172,6 @@ class MetricSpec(Strict):
             )
         return value
 
-    @property
-    def days(self) -> int | None:
-        """Length of the window in days (``None``: all history)."""
-        return parse_window(self.window)
 
 
 class WhenCase(Strict):
@@ -275,7 +287,7 @@ class BinsSpec(Strict):
         return self.format.format(lo=format_bound(lo), hi=format_bound(lo + width))
 
 
-class ActionSpec(Strict):
+class ActionSpec(Windowed):
     """Did the user do one of ``events`` at least ``min_count`` times within ``window``?
 
     Filters are lists; a row matches a filter when it matches any of its values,
@@ -306,18 +318,10 @@ class ActionSpec(Strict):
                 )
         return value
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        parse_window(value)
-        return value
-
-    @property
-    def days(self) -> int | None:
-        return parse_window(self.window)
 
 
-class SceneSpec(Strict):
+
+class SceneSpec(Windowed):
     """Scene strength (场景强度): events on the scene's products, weighted and decayed."""
 
     name: str
@@ -346,11 +350,6 @@ class SceneSpec(Strict):
                 raise ValueError(f"weight of {event!r} must be positive, got {weight}")
         return value
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        parse_window(value)
-        return value
 
 
 DECLARED_TYPES: dict[str, tuple[str, ...]] = {
