@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from huaxiang import __version__
-from huaxiang.errors import HuaxiangError, StrictIngestError
+from huaxiang.catalog import CATEGORY_LABELS_ZH, Category
+from huaxiang.errors import CatalogError, HuaxiangError, StrictIngestError, did_you_mean
 from huaxiang.io.ingest import IngestReport
 from huaxiang.model import schema
 from huaxiang.workspace import Workspace
@@ -152,6 +154,60 @@ def demo(
         f"  canonical tables (Parquet): {directory / 'data'}",
         highlight=False,
     )
+
+
+tags_app = typer.Typer(help="The tag catalog (标签目录): list and show tags.", no_args_is_help=True)
+app.add_typer(tags_app, name="tags")
+
+
+@tags_app.command("list")
+def tags_list(
+    workspace: WorkspaceOption = Path("."),
+    category: Annotated[str | None, typer.Option(help="Only this category (e.g. operable).")] = None,
+) -> None:
+    """List the catalog's tags in build order (every tag after the tags it reads)."""
+    with _friendly_errors():
+        catalog = Workspace(workspace).catalog()
+        if category is not None and category not in {c.value for c in Category}:
+            raise CatalogError(
+                f"unknown category '{category}'.{did_you_mean(category, [c.value for c in Category])} "
+                f"Categories: {', '.join(c.value for c in Category)}."
+            )
+    grid = Table(title=f"{len(catalog)} tags, catalog {catalog.hash[:12]}", title_justify="left")
+    grid.add_column("id", no_wrap=True)
+    for header in ("名称", "name", "category 分类", "type", "maker", "reads"):
+        grid.add_column(header, overflow="fold")
+    for tag in catalog:
+        if category is not None and tag.category.value != category:
+            continue
+        grid.add_row(tag.id, tag.name_zh, tag.name_en,
+                     f"{CATEGORY_LABELS_ZH[tag.category]} {tag.category.value}", tag.type, tag.maker,
+                     ", ".join(sorted(catalog.dependencies[tag.id])) or "-")
+    out.print(grid)
+
+
+@tags_app.command("show")
+def tags_show(
+    tag_id: Annotated[str, typer.Argument(help="The tag's id.")],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Show one tag: its definition, where it is written, what it reads and what reads it."""
+    with _friendly_errors():
+        catalog = Workspace(workspace).catalog()
+        tag = catalog[tag_id]
+    location = catalog.locations.get(tag_id)
+    out.print(f"[bold]{tag.id}[/]  {tag.name_zh} / {tag.name_en}", highlight=False)
+    if location is not None:
+        out.print(f"defined in {location.file}:{location.line}", highlight=False)
+    out.print(f"category {CATEGORY_LABELS_ZH[tag.category]} {tag.category.value}; type {tag.type}; "
+              f"made by {tag.maker}", highlight=False)
+    if tag.description:
+        out.print(tag.description, highlight=False, markup=False)
+    out.print("reads tags: " + (", ".join(sorted(catalog.dependencies[tag_id])) or "-"), highlight=False)
+    out.print("reads data: " + (", ".join(catalog.inputs(tag_id)) or "-"), highlight=False)
+    out.print("read by: " + (", ".join(catalog.dependents(tag_id, transitive=True)) or "-"), highlight=False)
+    definition = yaml.safe_dump(tag.normalised(), allow_unicode=True, sort_keys=False)
+    out.print(definition, highlight=False, markup=False)
 
 
 @app.command("schema")

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from huaxiang.catalog import Catalog, load_catalog
 from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
 from huaxiang.errors import WorkspaceError
 from huaxiang.io.ingest import REPORT_FILE, IngestReport, Progress, ingest
@@ -93,6 +94,10 @@ class Workspace:
                 f"Create one with 'huaxiang init {self.path}' or 'huaxiang sample {self.path}'."
             )
         return load_config(self.path)
+
+    def catalog(self) -> Catalog:
+        """The tag catalog in ``tags/``, loaded and checked (see docs/tags.md)."""
+        return load_catalog(self.path / "tags")
 
     @property
     def data_dir(self) -> Path:
