@@ -71,6 +71,12 @@ class WorkspaceError(HuaxiangError, ValueError):
     http_status = 400
 
 
+class NotFittedError(HuaxiangError, ValueError):
+    """A segmenter or model was used before ``fit`` (scikit-learn's convention)."""
+
+    http_status = 409
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
