@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,6 +128,39 @@ def validate(
     if report.rows_rejected:
         out.print("'huaxiang ingest' writes every rejected row, with its raw values, to data/rejects/.")
     out.print("[green]The configuration is valid.[/]")
+
+
+def _as_of(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-01."
+        ) from None
+
+
+@app.command("build")
+def build_command(
+    as_of: Annotated[
+        dt.date,
+        typer.Option("--as-of", parser=_as_of, metavar="YYYY-MM-DD",
+                     help="Build as of this day: only data strictly before it is used."),
+    ],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Build every tag of the catalog as of a date into snapshots/YYYY-MM-DD (atomically)."""
+    ws = Workspace(workspace)
+    with _friendly_errors(), out.status("building tags"):
+        result = ws.build(as_of)
+    out.print(f"Built {len(result.built)} tags for {result.rows:,} users as of {result.as_of} "
+              f"into [bold]{result.path}[/].", highlight=False)
+    if result.skipped:
+        grid = Table(title=f"Skipped {len(result.skipped)} tags (the build went on)", title_justify="left")
+        grid.add_column("tag", no_wrap=True)
+        grid.add_column("reason", overflow="fold")
+        for tag_id, reason in result.skipped.items():
+            grid.add_row(tag_id, reason)
+        out.print(grid)
 
 
 @app.command()

@@ -14,7 +14,7 @@ import json
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,6 +23,11 @@ from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
 from huaxiang.errors import WorkspaceError
 from huaxiang.io.ingest import REPORT_FILE, IngestReport, Progress, ingest
 from huaxiang.model.schema import TABLES
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from huaxiang.engine import BuildResult
 
 SAMPLE_TABLES = ("users", "orders", "order_items", "events", "products", "content", "touches")
 
@@ -137,6 +142,12 @@ class Workspace:
             return None
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
+
+    def build(self, as_of: dt.date) -> BuildResult:
+        """Build the tags as of ``as_of`` into ``snapshots/YYYY-MM-DD`` (:func:`huaxiang.engine.build`)."""
+        from huaxiang.engine import build
+
+        return build(self.path, as_of, catalog=self.catalog())
 
 
 def _template(name: str) -> str:

@@ -1,0 +1,379 @@
+"""Compile a catalog onto one wide Ibis table keyed by ``user_id``: one column per tag.
+
+Tags are compiled in the catalog's build order, so a rule always finds the
+columns of the tags it reads. Nothing is executed here: the result is a lazy
+Ibis expression (plus the one-row ``details`` tables of the model makers) that
+:func:`huaxiang.engine.build.build` runs on the engine.
+
+A tag is *skipped*, with a reason, when it reads a skipped tag, when its maker is
+not implemented yet (``scene``, an unregistered model) or when a canonical input
+it needs (a table, or a column of one) is absent from the workspace data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from huaxiang.catalog import Catalog, TagDef, compile_rule, kind_of_tag_type
+from huaxiang.catalog.makers import BinsSpec, MetricSpec
+from huaxiang.engine.registry import COLUMN_PARAM, MODEL_MAKERS, ModelContext, ModelOutput, call_key
+from huaxiang.errors import ConfigError
+from huaxiang.segment.rfm import day_start
+
+#: Column of each canonical table that dates its rows (the as-of cut and windows use it).
+TIME_COLUMNS = {"orders": "order_time", "events": "event_time", "touches": "touch_time"}
+
+#: Name of a tag's value in per-user tables before it is joined (tag ids cannot start with _).
+VALUE = "_value"
+
+#: Value type of a literal for each tag type (``when`` values and defaults).
+LITERAL_TYPES = {
+    "boolean": "boolean",
+    "enum": "string",
+    "hierarchical_enum": "string",
+    "integer": "int64",
+    "number": "float64",
+    "probability": "float64",
+}
+
+
+def cut_tables(tables: Mapping[str, ir.Table], as_of: dt.date) -> dict[str, ir.Table]:
+    """The tables restricted to what was known before ``as_of`` (midnight at its start).
+
+    Orders, events and touches keep rows strictly before ``as_of``; order lines
+    keep lines of the kept orders; users keep those registered before ``as_of``
+    or with no sign-up time. Products and content are not dated and stay whole.
+    """
+    end = day_start(as_of)
+    cut: dict[str, ir.Table] = {}
+    for name, table in tables.items():
+        column = TIME_COLUMNS.get(name)
+        if column is not None and column in table.columns:
+            table = table.filter(table[column] < end)
+        elif name == "users" and "register_time" in table.columns:
+            table = table.filter(table.register_time.isnull() | (table.register_time < end))
+        cut[name] = table
+    items = cut.get("order_items")
+    orders = cut.get("orders")
+    if items is not None and orders is not None and "order_id" in items.columns:
+        cut["order_items"] = items.semi_join(orders.select("order_id"), "order_id")
+    return cut
+
+
+@dataclass
+class Compiled:
+    """The outcome of compiling a catalog: the wide table and what was built or skipped."""
+
+    wide: ir.Table
+    built: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    details: dict[str, ir.Table] = field(default_factory=dict)
+    """One-row tables of the model makers, keyed ``maker.detail`` (e.g. ``lifecycle.thresholds``)."""
+
+
+Materialise = Callable[[ir.Table], ir.Table]
+"""Runs an expression into a (temporary) table of the engine and returns that table."""
+
+#: Tags compiled between two checkpoints: a longer chain of joins and projections
+#: makes Ibis's SQL compilation slow and, past about a hundred tags, too deep to compile.
+CHECKPOINT_EVERY = 8
+
+
+def compile_catalog(
+    catalog: Catalog,
+    tables: Mapping[str, ir.Table],
+    as_of: dt.date,
+    *,
+    materialise: Materialise | None = None,
+) -> Compiled:
+    """Compile every tag of ``catalog`` over ``tables`` (already cut at ``as_of``).
+
+    With ``materialise``, the wide table is run into an engine table every
+    :data:`CHECKPOINT_EVERY` tags and each model maker's output once, so the
+    expression stays small whatever the size of the catalog; without it the
+    result is one lazy expression.
+    """
+    if "users" not in tables:
+        raise ConfigError("the workspace data has no users table; a build needs one row per user in users.")
+    return _Compiler(catalog, tables, as_of, materialise).run()
+
+
+class _Compiler:
+    def __init__(
+        self,
+        catalog: Catalog,
+        tables: Mapping[str, ir.Table],
+        as_of: dt.date,
+        materialise: Materialise | None,
+    ) -> None:
+        self.catalog = catalog
+        self.tables = tables
+        self.as_of = as_of
+        self.materialise = materialise
+        self.result = Compiled(wide=tables["users"].select("user_id"))
+        self.models: dict[str, ModelOutput] = {}
+
+    @property
+    def wide(self) -> ir.Table:
+        return self.result.wide
+
+    def run(self) -> Compiled:
+        for tag_id in self.catalog.order:
+            tag = self.catalog[tag_id]
+            reason = self.skip_reason(tag)
+            if reason is not None:
+                self.result.skipped[tag_id] = reason
+                continue
+            self.compile(tag)
+            self.result.built.append(tag_id)
+            if self.materialise is not None and len(self.result.built) % CHECKPOINT_EVERY == 0:
+                self.result.wide = self.materialise(self.wide)
+        return self.result
+
+    # ------------------------------------------------------------------ skipping
+
+    def skip_reason(self, tag: TagDef) -> str | None:
+        if tag.id == "user_id":
+            return "user_id is the key column of the snapshot; give the tag another id"
+        skipped = sorted(self.catalog.dependencies.get(tag.id, frozenset()) & set(self.result.skipped))
+        if skipped:
+            return f"depends on skipped tag {', '.join(skipped)}"
+        if tag.scene is not None:
+            return "not implemented yet (scene strength arrives in a later release)"
+        needs = list(self.catalog.inputs(tag.id))
+        if tag.model is not None:
+            maker = MODEL_MAKERS.get(tag.model.name)
+            if maker is None:
+                known = ", ".join(sorted(MODEL_MAKERS)) or "none"
+                return f"not implemented yet: no model maker named {tag.model.name!r} (registered: {known})"
+            needs.extend(maker.needs)
+        missing = self.missing(needs)
+        if missing:
+            return f"missing input{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
+        return None
+
+    def missing(self, needs: list[str]) -> list[str]:
+        """The needed inputs absent from the data: ``table events`` or ``column users.age``."""
+        found: list[str] = []
+        for item in sorted(set(needs)):
+            table_name, _, column = item.partition(".")
+            table = self.tables.get(table_name)
+            if table is None:
+                text = f"table {table_name}"
+            elif column and column not in table.columns:
+                text = f"column {item}"
+            else:
+                continue
+            if text not in found:
+                found.append(text)
+        return found
+
+    # ------------------------------------------------------------------ makers
+
+    def compile(self, tag: TagDef) -> None:
+        if tag.metric is not None:
+            self.metric(tag, tag.metric)
+        elif tag.rule is not None:
+            self.rule(tag)
+        elif tag.bins is not None:
+            self.set(tag.id, bins_value(self.wide[tag.bins.of], tag.bins, self.wide.user_id))
+        elif tag.action is not None:
+            self.action(tag)
+        elif tag.declared is not None:
+            self.attach(tag.id, self.tables["users"].select("user_id", **{VALUE: tag.declared.column}))
+        elif tag.model is not None:
+            self.model(tag)
+        else:  # pragma: no cover - skip_reason catches scene tags
+            raise AssertionError(f"tag {tag.id}: no maker to compile")
+
+    def set(self, tag_id: str, value: ir.Value) -> None:
+        self.result.wide = self.wide.mutate(**{tag_id: value})
+
+    def attach(self, tag_id: str, per_user: ir.Table, default: Any = None) -> None:
+        """Left-join ``per_user`` (``user_id``, ``value``) as column ``tag_id``; fill ``default``."""
+        columns = self.wide.columns
+        joined = self.wide.left_join(per_user, "user_id").select(*columns, VALUE)
+        if default is not None:
+            joined = joined.mutate(**{VALUE: joined[VALUE].fill_null(default)})
+        self.result.wide = joined.rename({tag_id: VALUE})
+
+    def metric(self, tag: TagDef, spec: MetricSpec) -> None:
+        rows, time_column = self.metric_rows(spec.from_)
+        rules = self.catalog.rules.get(tag.id)
+        if rules is not None and rules.where is not None:
+            rows = rows.filter(compile_rule(rules.where, rows).fill_null(False))
+        if spec.days is not None:
+            start = day_start(self.as_of - dt.timedelta(days=spec.days))
+            rows = rows.filter(rows[time_column] >= start)
+        agg = spec.agg
+        function = agg.function
+        if function == "count":
+            per_user = rows.group_by("user_id").aggregate(**{VALUE: rows.count()})
+        else:
+            column = rows[agg.column or ""]
+            if function == "count_distinct":
+                value = column.nunique()
+            elif function == "sum":
+                # DuckDB widens a sum of DECIMAL(18, 2) to DECIMAL(38, 2); keep the column's type.
+                value = column.sum().cast(column.type()) if column.type().is_decimal() else column.sum()
+            elif function == "avg":
+                # Ibis 12 truncates the mean of a decimal: average it as float64.
+                value = column.cast("float64").mean() if column.type().is_decimal() else column.mean()
+            elif function in ("min", "days_since_min"):
+                value = column.min()
+            else:
+                value = column.max()
+            per_user = rows.group_by("user_id").aggregate(**{VALUE: value})
+            if function.startswith("days_since"):
+                moment = per_user[VALUE]
+                if moment.type().is_timestamp():
+                    moment = moment.date()
+                per_user = per_user.mutate(**{VALUE: ibis.literal(self.as_of).delta(moment, unit="day")})
+        default: Any = None
+        if function in ("count", "count_distinct"):
+            default = 0
+        elif function == "sum":
+            default = ibis.literal(0).cast(per_user[VALUE].type())
+        if tag.type == "integer":
+            per_user = per_user.mutate(**{VALUE: per_user[VALUE].cast("int64")})
+        self.attach(tag.id, per_user, default)
+
+    def metric_rows(self, table_name: str) -> tuple[ir.Table, str]:
+        """The rows a metric aggregates (with ``user_id``) and the column that dates them."""
+        if table_name == "order_items":
+            items, orders = self.tables["order_items"], self.tables["orders"]
+            columns = [c for c in ("user_id", "order_time") if c in orders.columns]
+            return items.inner_join(orders.select("order_id", *columns), "order_id"), "order_time"
+        if table_name == "users":
+            return self.tables["users"], "register_time"
+        return self.tables[table_name], TIME_COLUMNS[table_name]
+
+    def rule(self, tag: TagDef) -> None:
+        rules = self.catalog.rules[tag.id]
+        if rules.expr is not None:
+            self.set(tag.id, compile_rule(rules.expr, self.wide))
+            return
+        literal_type = LITERAL_TYPES[tag.type]
+        cases = tag.rule.when if tag.rule is not None and tag.rule.when is not None else []
+        branches = [
+            (compile_rule(condition, self.wide), ibis.literal(case.value, type=literal_type))
+            for condition, case in zip(rules.cases, cases, strict=True)
+        ]
+        default = tag.rule.default if tag.rule is not None else None
+        otherwise = ibis.null(literal_type) if default is None else ibis.literal(default, type=literal_type)
+        self.set(tag.id, ibis.cases(*branches, else_=otherwise))
+
+    def action(self, tag: TagDef) -> None:
+        spec = tag.action
+        assert spec is not None
+        events = self.tables["events"]
+        events = events.filter(events.event_type.isin(spec.events))
+        if spec.days is not None:
+            events = events.filter(events.event_time >= day_start(self.as_of - dt.timedelta(days=spec.days)))
+        if spec.product is not None:
+            events = events.filter(events.product_id.isin(spec.product))
+        if spec.keyword is not None:
+            events = events.filter(events.keyword.isin(spec.keyword))
+        if spec.brand is not None or spec.category is not None or spec.shop is not None:
+            products = self.tables["products"]
+            if spec.brand is not None:
+                products = products.filter(products.brand.isin(spec.brand))
+            if spec.shop is not None:
+                products = products.filter(products.shop.isin(spec.shop))
+            if spec.category is not None:
+                levels = [products[f"category_l{level}"].isin(spec.category) for level in (1, 2, 3)]
+                products = products.filter(levels[0] | levels[1] | levels[2])
+            events = events.semi_join(products.select("product_id"), "product_id")
+        counts = events.group_by("user_id").aggregate(events_count=events.count())
+        doers = counts.filter(counts.events_count >= spec.min_count)
+        self.attach(tag.id, doers.select("user_id", **{VALUE: ibis.literal(True)}), False)
+
+    def model(self, tag: TagDef) -> None:
+        spec = tag.model
+        assert spec is not None
+        maker = MODEL_MAKERS[spec.name]
+        origin = f"{self.catalog.locations.get(tag.id, 'tags')} (tag {tag.id})"
+        params = maker.check_params(spec.params, origin)
+        key = call_key(spec.name, spec.params)
+        output = self.models.get(key)
+        if output is None:
+            output = maker.function(ModelContext(self.tables, self.as_of), params)
+            if self.materialise is not None:
+                output = ModelOutput(self.materialise(output.table), output.details)
+            self.models[key] = output
+            prefix = spec.name if not params else key
+            for detail, table in output.details.items():
+                self.result.details[f"{prefix}.{detail}"] = table
+        column = str(spec.params.get(COLUMN_PARAM, tag.id))
+        if column not in output.table.columns:
+            given = ", ".join(c for c in output.table.columns if c != "user_id")
+            raise ConfigError(
+                f"{origin}: model {spec.name} gives no column {column!r}; pick one with "
+                f"params: {{column: ...}}. Columns: {given}."
+            )
+        dtype = output.table[column].type()
+        kind = "boolean" if dtype.is_boolean() else "string" if dtype.is_string() else str(dtype)
+        if dtype.is_numeric():
+            kind = "number"
+        if kind != kind_of_tag_type(tag.type):
+            raise ConfigError(
+                f"{origin}: model {spec.name} gives column {column!r} as {dtype}, "
+                f"which does not fit the tag's type {tag.type}."
+            )
+        self.attach(tag.id, output.table.select("user_id", **{VALUE: column}))
+
+
+# ---------------------------------------------------------------------------- bins
+
+
+def bins_value(value: ir.NumericValue, spec: BinsSpec, user_id: ir.Value) -> ir.Value:
+    """The bin label of ``value`` (NULL stays NULL)."""
+    if spec.edges is not None:
+        labels = spec.bin_labels() or []
+        branches = [(value <= edge, labels[index]) for index, edge in enumerate(spec.edges)]
+        return ibis.cases(*branches, (value.notnull(), labels[-1]), else_=ibis.null("string"))
+    if spec.width is not None:
+        return _band_label(value, spec)
+    quantiles = spec.quantiles or 2
+    labels = spec.bin_labels() or []
+    window = ibis.window(group_by=value.isnull(), order_by=[value, user_id])
+    index = ibis.ntile(quantiles).over(window)  # Ibis 12 counts from 0
+    branches = [(index == position, label) for position, label in enumerate(labels)]
+    return ibis.ifelse(value.isnull(), ibis.null("string"), ibis.cases(*branches, else_=ibis.null("string")))
+
+
+def _band_label(value: ir.NumericValue, spec: BinsSpec) -> ir.Value:
+    """``format`` with ``{lo}`` and ``{hi}`` of the band ``[k*w, (k+1)*w)`` holding ``value``."""
+    width = float(spec.width or 1.0)
+    index = (value.cast("float64") / width).floor()
+    lo = index * width
+    hi = lo + width
+    bounds = {"lo": _bound_text(lo), "hi": _bound_text(hi)}
+    parts: list[ir.Value] = []
+    for literal, name, _, _ in string.Formatter().parse(spec.format):
+        if literal:
+            parts.append(ibis.literal(literal))
+        if name is not None:
+            parts.append(bounds[name])
+    if not parts:
+        parts.append(ibis.literal(spec.format))
+    label = parts[0].cast("string")
+    for part in parts[1:]:
+        label = label.concat(part)
+    return ibis.ifelse(value.isnull(), ibis.null("string"), label)
+
+
+def _bound_text(bound: ir.FloatingValue) -> ir.StringValue:
+    """A bound as :func:`format_bound` writes it: ``5`` not ``5.0``, ``2.5`` stays."""
+    whole = bound.floor() == bound
+    return ibis.ifelse(whole, bound.cast("int64").cast("string"), bound.cast("string"))
+
+
+__all__ = ["CHECKPOINT_EVERY", "Compiled", "Materialise", "bins_value", "compile_catalog", "cut_tables"]

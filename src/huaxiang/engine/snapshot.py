@@ -1,0 +1,108 @@
+"""Snapshots: ``DIR/snapshots/YYYY-MM-DD/`` with ``tags.parquet`` and ``manifest.json``.
+
+A snapshot is written into a fresh version folder and published by swapping a
+symbolic link (:func:`huaxiang.storage.publishing`): readers see the previous
+snapshot or the new one, never half of one, and a failed build leaves the
+previous snapshot in place. Rebuilding a date replaces its snapshot.
+
+``tags.parquet``: ``user_id`` and one column per built tag (build order), one
+row per user, ordered by ``user_id``; the same data and catalog give the same file.
+
+``manifest.json``: ``as_of``, ``catalog_hash``, ``engine``, ``built_at``,
+``rows`` (``users`` in the snapshot; ``tables``: rows of each canonical table
+before ``as_of``), ``tags`` (per built tag: type, coverage = non-null share, and
+:func:`column_stats`), ``skipped`` (tag and reason), ``models`` (one-row details
+of the model makers, e.g. ``lifecycle.thresholds``), ``lifecycle_thresholds``
+(when a lifecycle tag was built) and ``timings`` in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from huaxiang.storage import publishing
+
+SNAPSHOTS_DIR = "snapshots"
+TAGS_FILE = "tags.parquet"
+MANIFEST_FILE = "manifest.json"
+#: How many of the most frequent values the manifest lists for enum and boolean tags.
+TOP_VALUES = 10
+
+
+def snapshot_path(workspace_dir: Path, as_of: dt.date) -> Path:
+    """Where the snapshot of ``as_of`` is published: ``DIR/snapshots/YYYY-MM-DD``."""
+    return Path(workspace_dir) / SNAPSHOTS_DIR / as_of.isoformat()
+
+
+def write_snapshot(target: Path, tags: pa.Table, manifest: dict[str, Any]) -> Path:
+    """Write ``tags.parquet`` and ``manifest.json`` and publish them atomically at ``target``."""
+    with publishing(target) as folder:
+        pq.write_table(tags, folder / TAGS_FILE)
+        text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False)
+        (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+    return target
+
+
+def read_manifest(target: Path) -> dict[str, Any]:
+    """The manifest of the snapshot at ``target``."""
+    data: dict[str, Any] = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return data
+
+
+def column_stats(column: pa.ChunkedArray) -> dict[str, Any]:
+    """Coverage (non-null share) and value distribution of one tag column.
+
+    Booleans and text: ``top`` (up to :data:`TOP_VALUES` values with counts, most
+    frequent first, ties by value) and ``distinct``; numbers: ``min``, ``max`` and
+    ``mean``; lists: coverage only.
+    """
+    rows = len(column)
+    non_null = rows - column.null_count
+    stats: dict[str, Any] = {
+        "type": str(column.type),
+        "non_null": non_null,
+        "coverage": round(non_null / rows, 6) if rows else 0.0,
+    }
+    kind = column.type
+    if pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        counts = pc.value_counts(column.drop_null()).to_pylist()
+        pairs = sorted(
+            ((item["values"], item["counts"]) for item in counts), key=lambda p: (-p[1], str(p[0]))
+        )
+        stats["distinct"] = len(pairs)
+        stats["top"] = [{"value": value, "count": count} for value, count in pairs[:TOP_VALUES]]
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = column.drop_null()
+        if pa.types.is_decimal(kind):
+            values = pc.cast(values, pa.float64())
+        if len(values):
+            stats["min"] = jsonable(pc.min(values).as_py())
+            stats["max"] = jsonable(pc.max(values).as_py())
+            stats["mean"] = jsonable(pc.mean(values).as_py())
+        else:
+            stats.update(min=None, max=None, mean=None)
+    return stats
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON data: decimals and dates as numbers and ISO text, NaN as null."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -1,0 +1,55 @@
+"""`huaxiang build`: a dated snapshot from the CLI, a thin layer over Workspace.build."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from huaxiang import Workspace, cli
+from huaxiang.cli import app
+
+VALID = Path(__file__).parents[1] / "fixtures" / "catalogs" / "valid" / "tags"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.out, "_width", 300)
+    monkeypatch.setattr(cli.err, "_width", 300)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shop")
+    workspace = Workspace.create_sample(root, users=300, seed=3)
+    workspace.ingest()
+    shutil.copytree(VALID, root / "tags", dirs_exist_ok=True)
+    return root
+
+
+def test_build_writes_the_snapshot_and_reports_it(shop: Path) -> None:
+    result = runner.invoke(app, ["build", "-w", str(shop), "--as-of", "2026-11-01"])
+
+    assert result.exit_code == 0, result.output
+    assert f"Built 10 tags for 300 users as of 2026-11-01 into {shop / 'snapshots' / '2026-11-01'}." in (
+        result.stdout
+    )
+    snapshot = shop / "snapshots" / "2026-11-01"
+    tags = pq.read_table(snapshot / "tags.parquet")
+    assert tags.num_rows == 300
+    assert "purchasing_power_band" in tags.column_names
+    manifest = json.loads((snapshot / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == "2026-11-01"
+
+
+def test_build_refuses_a_date_that_is_not_one(shop: Path) -> None:
+    result = runner.invoke(app, ["build", "-w", str(shop), "--as-of", "2026-13-01"])
+
+    assert result.exit_code == 2
+    words = " ".join(result.output.replace("│", " ").split())  # Typer's error box wraps the line
+    assert "Invalid value for '--as-of': '2026-13-01' is not a date; write it as YYYY-MM-DD" in words
