@@ -180,9 +180,18 @@ def demo(
         _print_report(report)
         out.rule("3. what is there")
         _print_summary(ws)
+        as_of = _day_after_last_order(ws)
+        out.rule(f"4. tags as of {as_of}")
+        with out.status("building tags"):
+            result = ws.build(as_of)
+        out.print(f"Built {len(result.built)} tags for {result.rows:,} users into {result.path}",
+                  highlight=False)
+        _print_distribution(result.path, "lifecycle_stage", "生命周期 lifecycle stage")
+        _print_distribution(result.path, "rfm_class", "RFM 分层 RFM class")
     out.print(
-        "\n[bold]Tag building, audiences and the console arrive with the next releases.[/]\n"
+        "\n[bold]Audiences, the service and the console arrive with the next releases.[/]\n"
         "Next, try (after 'source .venv/bin/activate' when installed by make):\n"
+        f"  huaxiang tags list -w {directory}              the tag catalog\n"
         f"  huaxiang validate -w {directory}               every check, with example rejects\n"
         "  huaxiang ingest -w examples/online_retail   the real Online Retail II data set\n"
         f"  canonical tables (Parquet): {directory / 'data'}",
@@ -280,6 +289,32 @@ def _print_report(report: IngestReport) -> None:
     out.print(tables)
     state = "published" if report.published else "not written (dry run)"
     out.print(f"{state} in {report.seconds:.1f} s")
+
+
+def _day_after_last_order(ws: Workspace) -> dt.date:
+    import duckdb
+
+    row = duckdb.connect().execute(
+        "SELECT max(order_time) FROM read_parquet(?)", [str(ws.table_path("orders"))]
+    ).fetchone()
+    assert row is not None and row[0] is not None
+    last: dt.datetime = row[0]
+    return last.date() + dt.timedelta(days=1)
+
+
+def _print_distribution(snapshot: Path, column: str, title: str) -> None:
+    import duckdb
+
+    rows = duckdb.connect().execute(
+        f'SELECT "{column}", count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC',
+        [str(snapshot / "tags.parquet")],
+    ).fetchall()
+    grid = Table(title=title, title_justify="left")
+    grid.add_column(column)
+    grid.add_column("users", justify="right")
+    for value, count in rows:
+        grid.add_row("(none)" if value is None else str(value), f"{count:,}")
+    out.print(grid)
 
 
 def _print_summary(ws: Workspace) -> None:

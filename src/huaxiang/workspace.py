@@ -42,8 +42,14 @@ class Workspace:
         return f"Workspace({str(self.path)!r})"
 
     @classmethod
-    def init(cls, path: str | Path, *, name: str | None = None, force: bool = False) -> Workspace:
-        """Create a workspace with a commented ``huaxiang.yaml`` and an empty ``tags/``."""
+    def init(
+        cls, path: str | Path, *, name: str | None = None, force: bool = False, standard_tags: bool = True
+    ) -> Workspace:
+        """Create a workspace with a commented ``huaxiang.yaml`` and ``tags/``.
+
+        With ``standard_tags`` (the default) the standard catalog (RFM, lifecycle, value
+        grid, purchasing power) is copied into ``tags/``; existing files are kept.
+        """
         root = Path(path)
         config_path = root / CONFIG_FILE
         if config_path.exists() and not force:
@@ -56,6 +62,8 @@ class Workspace:
         readme = tags / "README.md"
         if not readme.exists():
             readme.write_text(_template("tags_README.md"), encoding="utf-8")
+        if standard_tags:
+            install_standard_catalog(tags)
         workspace = cls(root)
         workspace.config  # validate what was written  # noqa: B018
         return workspace
@@ -148,6 +156,24 @@ class Workspace:
         from huaxiang.engine import build
 
         return build(self.path, as_of, catalog=self.catalog())
+
+
+STANDARD_CATALOG = "tags"
+"""Folder of ``huaxiang.templates`` holding the standard catalog's ``*.yaml`` files."""
+
+
+def install_standard_catalog(tags_dir: str | Path) -> list[Path]:
+    """Copy the standard catalog files into ``tags_dir``, keeping files already there; the new paths."""
+    target = Path(tags_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    folder = resources.files("huaxiang.templates").joinpath(STANDARD_CATALOG)
+    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        destination = target / item.name
+        if item.is_file() and item.name.endswith(".yaml") and not destination.exists():
+            destination.write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+            written.append(destination)
+    return written
 
 
 def _template(name: str) -> str:

@@ -28,7 +28,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shop")
     workspace = Workspace.create_sample(root, users=300, seed=3)
     workspace.ingest()
-    shutil.copytree(VALID, root / "tags", dirs_exist_ok=True)
+    # Replace the standard catalog by the small fixture catalog whose values are known.
+    shutil.rmtree(root / "tags")
+    shutil.copytree(VALID, root / "tags")
     return root
 
 
@@ -53,3 +55,18 @@ def test_build_refuses_a_date_that_is_not_one(shop: Path) -> None:
     assert result.exit_code == 2
     words = " ".join(result.output.replace("│", " ").split())  # Typer's error box wraps the line
     assert "Invalid value for '--as-of': '2026-13-01' is not a date; write it as YYYY-MM-DD" in words
+
+
+def test_demo_runs_sample_ingest_build_and_summary(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--users", "300", "--seed", "3"])
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for step in ("1. sample shop", "2. ingest", "3. what is there", "4. tags as of 2026-11-01"):
+        assert step in out
+    assert "Built 17 tags for 300 users" in out
+    assert "生命周期 lifecycle stage" in out and "RFM 分层 RFM class" in out
+    assert "│ users 用户             │ 300" in out
+    snapshot = tmp_path / "demo" / "snapshots" / "2026-11-01" / "tags.parquet"
+    stages = set(pq.read_table(snapshot).column("lifecycle_stage").to_pylist())
+    assert stages <= {"potential", "high_potential", "new", "active", "silent", "churned"}

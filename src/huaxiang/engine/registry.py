@@ -39,6 +39,7 @@ import ibis.expr.types as ir
 from huaxiang.errors import ConfigError, did_you_mean
 from huaxiang.segment.lifecycle import lifecycle_table, lifecycle_thresholds
 from huaxiang.segment.rfm import rfm_table
+from huaxiang.segment.value_grid import RECENCY_EDGES, SPEND_EDGES, value_grid_table
 
 COLUMN_PARAM = "column"
 """The parameter of a ``model`` tag that picks the output column (not passed to the maker)."""
@@ -153,3 +154,22 @@ def lifecycle(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     table = lifecycle_table(context.tables["users"], orders, events, context.as_of, **options)
     thresholds = lifecycle_thresholds(orders, context.as_of, **options)
     return ModelOutput(table, {"thresholds": thresholds})
+
+
+@model_maker(
+    "value_grid",
+    needs=("users.user_id", "orders.user_id", "orders.order_time", "orders.amount"),
+    params=("spend_edges", "recency_edges"),
+)
+def value_grid(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
+    """Value grid layers 0-20 with names and strategies (:func:`huaxiang.segment.value_grid_table`)."""
+    spend_edges = params.get("spend_edges")
+    recency_edges = params.get("recency_edges")
+    table = value_grid_table(
+        context.tables["users"],
+        context.tables["orders"],
+        context.as_of,
+        spend_edges=SPEND_EDGES if spend_edges is None else list(spend_edges),
+        recency_edges=RECENCY_EDGES if recency_edges is None else list(recency_edges),
+    )
+    return ModelOutput(table)
