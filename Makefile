@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install huaxiang with its dev tools
 
-demo: $(STAMP) ## Generate the sample shop, ingest it and print a summary (in ./demo)
+demo: $(STAMP) ## Generate the sample shop, ingest it, build its tags, show a summary (in ./demo)
 	$(BIN)/huaxiang demo demo
 
 test: $(STAMP) ## Install, then run lint, type checks and the whole test suite
