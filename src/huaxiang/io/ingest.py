@@ -14,7 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from huaxiang.io.stage import (
     REASON,
     Staged,
     duplicate_rows,
-    resolve_mapping,
     stage,
 )
 from huaxiang.model.schema import TABLES
@@ -152,15 +151,13 @@ def ingest(
                                           temp=True)
             staged = stage(raw, source, times, now, duplicates, csv_hint)
             table = con.create_table(f"staged_{name}", staged.table, temp=True)
-            staged = Staged(staged.name, table, staged.columns, staged.derived, staged.raw_names, staged.raw)
+            staged = replace(staged, table=table)
             staged_by_name[name] = staged
             reports[name] = SourceReport(source.into, raw.location, rows_read=raw.rows_read)
             rejects[name] = [_malformed_rejects(name, raw.malformed), _staged_rejects(name, staged)]
             loaded = table.filter(table[REASON].isnull()).mutate(**{SOURCE: ibis.literal(name)})
             # Lines without a mapped line_no are numbered in source order within their order.
-            has_line_no = source.into in (ORDER_LINES, "order_items") and "line_no" in resolve_mapping(
-                raw, source, None
-            )
+            has_line_no = "line_no" in staged.mapping
             if source.into == ORDER_LINES:
                 loaded = _drop_claimed_orders(loaded, claimed, staged, rejects[name])
                 parts["order_items"].append((name, _items_from_lines(loaded, has_line_no)))

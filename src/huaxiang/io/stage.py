@@ -50,6 +50,8 @@ class Staged:
     derived: dict[str, tuple[str, ...]]
     raw_names: tuple[str, ...]
     raw: ibis.Table
+    mapping: dict[str, str]
+    """Canonical column -> source column, as resolved for this source."""
 
     def raw_values(self) -> ibis.Table:
         """``_row`` and the source's columns renamed ``raw__0..n`` (names may be anything)."""
@@ -262,7 +264,7 @@ def stage(
         **extra,
         **{REASON: reason, COLUMN: column_name, DETAIL: detail},
     )
-    return Staged(raw.name, staged, tuple(typed), derived_cols, tuple(raw_columns), t)
+    return Staged(raw.name, staged, tuple(typed), derived_cols, tuple(raw_columns), t, mapping)
 
 
 def _describe_rule(rule: RowFilter) -> str:
