@@ -23,7 +23,9 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from huaxiang.catalog import Catalog, load_catalog
+from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
 from huaxiang.engine.compile import compile_catalog, cut_tables
+from huaxiang.engine.registry import BuildSettings
 from huaxiang.engine.snapshot import column_stats, jsonable, snapshot_path, write_snapshot
 from huaxiang.model.schema import TABLES
 
@@ -53,7 +55,37 @@ def read_tables(con: Any, data_dir: Path) -> dict[str, ir.Table]:
     return tables
 
 
-def build(workspace_dir: str | Path, as_of: dt.date, *, catalog: Catalog | None = None) -> BuildResult:
+def drop_empty_columns(
+    con: Any, tables: dict[str, ir.Table]
+) -> tuple[dict[str, ir.Table], dict[str, list[str]]]:
+    """The tables without their entirely-null columns, and those columns by table.
+
+    Ingestion writes every canonical column, null where the source has none; a
+    column with no value is as good as absent, and tags reading it are skipped.
+    Key columns are kept.
+    """
+    kept: dict[str, ir.Table] = {}
+    empty: dict[str, list[str]] = {}
+    for name, table in tables.items():
+        keys = set(TABLES[name].key) if name in TABLES else set()
+        counts = table.aggregate(**{column: table[column].count() for column in table.columns})
+        row = con.to_pyarrow(counts).to_pylist()[0]
+        missing = [column for column in table.columns if row[column] == 0 and column not in keys]
+        if len(missing) == len(table.columns):
+            missing = []  # an empty table: keep its shape, the tags will be empty
+        kept[name] = table.drop(*missing) if missing else table
+        if missing:
+            empty[name] = missing
+    return kept, empty
+
+
+def build(
+    workspace_dir: str | Path,
+    as_of: dt.date,
+    *,
+    catalog: Catalog | None = None,
+    config: WorkspaceConfig | None = None,
+) -> BuildResult:
     """Build the tags of ``workspace_dir`` as of ``as_of`` and publish ``snapshots/YYYY-MM-DD``.
 
     Parameters
@@ -64,6 +96,9 @@ def build(workspace_dir: str | Path, as_of: dt.date, *, catalog: Catalog | None 
         Snapshot date; data strictly before midnight at its start is used.
     catalog
         A loaded catalog, instead of reading ``workspace_dir/tags``.
+    config
+        The workspace settings (promo calendar, windows); read from
+        ``workspace_dir/huaxiang.yaml`` when it exists, defaults otherwise.
 
     Raises
     ------
@@ -82,10 +117,12 @@ def build(workspace_dir: str | Path, as_of: dt.date, *, catalog: Catalog | None 
 
     if catalog is None:
         catalog = load_catalog(root / "tags")
+    if config is None and (root / CONFIG_FILE).is_file():
+        config = load_config(root)
     lap("load_catalog_s")
     con = ibis.duckdb.connect()
     try:
-        present = read_tables(con, root / "data")
+        present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"))
         tables = cut_tables(present, as_of)
         lap("read_s")
         steps = itertools.count()
@@ -93,7 +130,9 @@ def build(workspace_dir: str | Path, as_of: dt.date, *, catalog: Catalog | None 
         def materialise(table: ir.Table) -> ir.Table:
             return con.create_table(f"huaxiang_build_step_{next(steps)}", table, temp=True)
 
-        compiled = compile_catalog(catalog, tables, as_of, materialise=materialise)
+        compiled = compile_catalog(
+            catalog, tables, as_of, materialise=materialise, settings=BuildSettings.from_config(config)
+        )
         lap("compute_s")
         result: pa.Table = con.to_pyarrow(compiled.wide.order_by("user_id"))
         row_counts = {name: int(con.to_pyarrow(table.count().as_table()).column(0)[0].as_py())
@@ -112,6 +151,7 @@ def build(workspace_dir: str | Path, as_of: dt.date, *, catalog: Catalog | None 
         "engine": ENGINE,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": {"users": result.num_rows, "tables": row_counts},
+        "empty_columns": empty_columns,
         "tags": {tag_id: column_stats(result.column(tag_id)) for tag_id in compiled.built},
         "skipped": [{"tag": tag_id, "reason": reason} for tag_id, reason in compiled.skipped.items()],
         "models": details,

@@ -23,7 +23,14 @@ import ibis.expr.types as ir
 
 from huaxiang.catalog import Catalog, TagDef, compile_rule, kind_of_tag_type
 from huaxiang.catalog.makers import BinsSpec, MetricSpec
-from huaxiang.engine.registry import COLUMN_PARAM, MODEL_MAKERS, ModelContext, ModelOutput, call_key
+from huaxiang.engine.registry import (
+    COLUMN_PARAM,
+    MODEL_MAKERS,
+    BuildSettings,
+    ModelContext,
+    ModelOutput,
+    call_key,
+)
 from huaxiang.errors import ConfigError
 from huaxiang.segment.rfm import day_start
 
@@ -92,6 +99,7 @@ def compile_catalog(
     as_of: dt.date,
     *,
     materialise: Materialise | None = None,
+    settings: BuildSettings | None = None,
 ) -> Compiled:
     """Compile every tag of ``catalog`` over ``tables`` (already cut at ``as_of``).
 
@@ -102,7 +110,7 @@ def compile_catalog(
     """
     if "users" not in tables:
         raise ConfigError("the workspace data has no users table; a build needs one row per user in users.")
-    return _Compiler(catalog, tables, as_of, materialise).run()
+    return _Compiler(catalog, tables, as_of, materialise, settings or BuildSettings()).run()
 
 
 class _Compiler:
@@ -112,7 +120,9 @@ class _Compiler:
         tables: Mapping[str, ir.Table],
         as_of: dt.date,
         materialise: Materialise | None,
+        settings: BuildSettings,
     ) -> None:
+        self.settings = settings
         self.catalog = catalog
         self.tables = tables
         self.as_of = as_of
@@ -160,7 +170,11 @@ class _Compiler:
         return None
 
     def missing(self, needs: list[str]) -> list[str]:
-        """The needed inputs absent from the data: ``table events`` or ``column users.age``."""
+        """The needed inputs absent from the data: ``table events`` or ``column users.age``.
+
+        A column that is entirely null in the data has been dropped by the build, so it
+        is reported as absent too.
+        """
         found: list[str] = []
         for item in sorted(set(needs)):
             table_name, _, column = item.partition(".")
@@ -304,7 +318,7 @@ class _Compiler:
         key = call_key(spec.name, spec.params)
         output = self.models.get(key)
         if output is None:
-            output = maker.function(ModelContext(self.tables, self.as_of), params)
+            output = maker.function(ModelContext(self.tables, self.as_of, self.settings), params)
             if self.materialise is not None:
                 output = ModelOutput(self.materialise(output.table), output.details)
             self.models[key] = output

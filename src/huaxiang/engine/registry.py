@@ -36,6 +36,7 @@ from typing import Any
 
 import ibis.expr.types as ir
 
+from huaxiang.config import DEFAULT_PROMOS, Promo, Windows, WorkspaceConfig
 from huaxiang.errors import ConfigError, did_you_mean
 from huaxiang.segment.lifecycle import lifecycle_table, lifecycle_thresholds
 from huaxiang.segment.rfm import rfm_table
@@ -46,11 +47,30 @@ COLUMN_PARAM = "column"
 
 
 @dataclass(frozen=True)
+class BuildSettings:
+    """Workspace settings a maker may read (from ``huaxiang.yaml``; defaults without one)."""
+
+    promo_calendar: tuple[Promo, ...] = DEFAULT_PROMOS
+    windows: Windows = field(default_factory=Windows)
+
+    @classmethod
+    def from_config(cls, config: WorkspaceConfig | None) -> BuildSettings:
+        if config is None:
+            return cls()
+        return cls(promo_calendar=tuple(config.promo_calendar), windows=config.windows)
+
+
+@dataclass(frozen=True)
 class ModelContext:
-    """What a maker reads: the canonical tables present (cut at ``as_of``) and the date."""
+    """What a maker reads: the canonical tables present (cut at ``as_of``), the date and the settings.
+
+    Columns that are entirely null in the workspace data are dropped from ``tables``
+    before a build, so ``"age" in tables["users"].columns`` means the data has ages.
+    """
 
     tables: Mapping[str, ir.Table]
     as_of: dt.date
+    settings: BuildSettings = field(default_factory=BuildSettings)
 
 
 @dataclass(frozen=True)
@@ -173,3 +193,19 @@ def value_grid(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         recency_edges=RECENCY_EDGES if recency_edges is None else list(recency_edges),
     )
     return ModelOutput(table)
+
+
+# The other standard makers register themselves on import (they need model_maker above).
+from huaxiang.engine import makers as _makers  # noqa: E402
+
+__all__ = [
+    "COLUMN_PARAM",
+    "MODEL_MAKERS",
+    "BuildSettings",
+    "ModelContext",
+    "ModelMaker",
+    "ModelOutput",
+    "call_key",
+    "model_maker",
+]
+_ = _makers

@@ -1,0 +1,3 @@
+"""Model makers: demographics (registered on import)."""
+
+from __future__ import annotations

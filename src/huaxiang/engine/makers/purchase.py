@@ -1,0 +1,3 @@
+"""Model makers: purchase (registered on import)."""
+
+from __future__ import annotations
