@@ -45,6 +45,18 @@ class BuildResult:
     manifest: dict[str, Any] = field(repr=False)
 
 
+def connect(config: WorkspaceConfig | None, root: Path) -> Any:
+    """An in-process DuckDB with the workspace's ``engine`` settings; spills to ``.huaxiang/spill``."""
+    options: dict[str, Any] = {"temp_directory": str(root / ".huaxiang" / "spill")}
+    if config is not None and config.engine.threads:
+        options["threads"] = config.engine.threads
+    if config is not None and config.engine.memory_limit:
+        options["memory_limit"] = config.engine.memory_limit
+    con = ibis.duckdb.connect(**options)
+    con.raw_sql("SET enable_progress_bar = false")
+    return con
+
+
 def read_tables(con: Any, data_dir: Path) -> dict[str, ir.Table]:
     """The canonical tables present as ``DIR/data/<table>.parquet``, read lazily."""
     tables: dict[str, ir.Table] = {}
@@ -120,7 +132,7 @@ def build(
     if config is None and (root / CONFIG_FILE).is_file():
         config = load_config(root)
     lap("load_catalog_s")
-    con = ibis.duckdb.connect()
+    con = connect(config, root)
     try:
         present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"))
         tables = cut_tables(present, as_of)
