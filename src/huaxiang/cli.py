@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -22,6 +23,12 @@ from huaxiang.errors import CatalogError, HuaxiangError, StrictIngestError, did_
 from huaxiang.io.ingest import IngestReport
 from huaxiang.model import schema
 from huaxiang.workspace import Workspace
+
+if TYPE_CHECKING:
+    from huaxiang.bins import BinsSuggestion
+    from huaxiang.catalog.plan import CatalogPlan
+    from huaxiang.history import SnapshotDiff
+    from huaxiang.profile import UserProfile
 
 app = typer.Typer(
     name="huaxiang",
@@ -192,6 +199,7 @@ def demo(
         "\n[bold]Audiences, the service and the console arrive with the next releases.[/]\n"
         "Next, try (after 'source .venv/bin/activate' when installed by make):\n"
         f"  huaxiang tags list -w {directory}              the tag catalog\n"
+        f"  huaxiang profile U00000001 -w {directory}      every tag of one user\n"
         f"  huaxiang validate -w {directory}               every check, with example rejects\n"
         "  huaxiang ingest -w examples/online_retail   the real Online Retail II data set\n"
         f"  canonical tables (Parquet): {directory / 'data'}",
@@ -199,7 +207,7 @@ def demo(
     )
 
 
-tags_app = typer.Typer(help="The tag catalog (标签目录): list and show tags.", no_args_is_help=True)
+tags_app = typer.Typer(help="The tag catalog (标签目录): list, show and plan tags.", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")
 
 
@@ -251,6 +259,96 @@ def tags_show(
     out.print("read by: " + (", ".join(catalog.dependents(tag_id, transitive=True)) or "-"), highlight=False)
     definition = yaml.safe_dump(tag.normalised(), allow_unicode=True, sort_keys=False)
     out.print(definition, highlight=False, markup=False)
+
+
+@tags_app.command("plan")
+def tags_plan(
+    workspace: WorkspaceOption = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Show what the catalog changes against the latest snapshot: tags added, removed, changed, rebuilt."""
+    with _friendly_errors():
+        plan = Workspace(workspace).plan()
+    if as_json:
+        _print_json(plan.to_dict())
+        return
+    _print_plan(plan, workspace)
+
+
+@app.command("diff")
+def diff_command(
+    before: Annotated[dt.date, typer.Argument(parser=_as_of, metavar="DATE1", help="The earlier snapshot.")],
+    after: Annotated[dt.date, typer.Argument(parser=_as_of, metavar="DATE2", help="The later snapshot.")],
+    workspace: WorkspaceOption = Path("."),
+    tag: Annotated[
+        str | None, typer.Option(help="An enum or boolean tag: show its migration matrix.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two snapshots: migration matrix, coverage and distribution drift (PSI), AIPL flows."""
+    with _friendly_errors():
+        result = Workspace(workspace).diff(before, after, tag=tag)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _print_diff(result)
+
+
+@app.command("profile")
+def profile_command(
+    user_id: Annotated[str, typer.Argument(help="The user's id, as in users.user_id.")],
+    workspace: WorkspaceOption = Path("."),
+    as_of: Annotated[
+        dt.date | None,
+        typer.Option("--as-of", parser=_as_of, metavar="YYYY-MM-DD", help="The snapshot (default: latest)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Show every tag of one user, grouped by category, imputed values flagged."""
+    with _friendly_errors():
+        result = Workspace(workspace).profile(user_id, as_of)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _print_profile(result)
+
+
+bins_app = typer.Typer(help="Bins (分档): cut points suggested from the data.", no_args_is_help=True)
+app.add_typer(bins_app, name="bins")
+
+
+@bins_app.command("suggest")
+def bins_suggest(
+    tag: Annotated[str, typer.Argument(help="A numeric tag of the snapshot, e.g. monetary_365d.")],
+    workspace: WorkspaceOption = Path("."),
+    as_of: Annotated[
+        dt.date | None,
+        typer.Option("--as-of", parser=_as_of, metavar="YYYY-MM-DD", help="The snapshot (default: latest)."),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=2, max=100, help="Bins wanted (at most k-1 edges).")] = 5,
+    trait: Annotated[
+        str | None,
+        typer.Option(help="A boolean or numeric tag: its rate or mean per bin, and whether each cut "
+                          "separates it."),
+    ] = None,
+    positive: Annotated[
+        bool, typer.Option(help="Fit on values above 0 and make 0 a bin of its own (e.g. non-buyers).")
+    ] = False,
+    method: Annotated[str, typer.Option(help="levels (similar head counts) or breaks (gaps).")] = "levels",
+    scale: Annotated[str, typer.Option(help="log1p (skewed money) or linear.")] = "log1p",
+    min_share: Annotated[float, typer.Option(help="Smallest share of users a bin may hold.")] = 0.02,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the suggestion as JSON.")] = False,
+) -> None:
+    """Suggest bin edges for a numeric tag where its distribution changes, as a tag to paste."""
+    with _friendly_errors():
+        result = Workspace(workspace).suggest_bins(
+            tag, k, as_of=as_of, trait=trait, positive=positive, method=method, scale=scale,
+            min_share=min_share,
+        )
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _print_bins(result)
 
 
 @app.command("schema")
@@ -340,6 +438,186 @@ def _print_summary(ws: Workspace) -> None:
     grid.add_row("ARPU per buyer", f"{(gmv or 0) / max(buyers, 1):,.2f} {ws.config.currency}")
     grid.add_row("orders from … to", f"{first:%Y-%m-%d} … {last:%Y-%m-%d}")
     out.print(grid)
+
+
+# ---------------------------------------------------------------------------- history printers
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _signed_share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f} pp"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.3g}" if abs(value) < 1 else f"{value:,.2f}"
+
+
+def _print_plan(plan: CatalogPlan, workspace: Path) -> None:
+    if plan.as_of is None:
+        out.print(f"No snapshot yet 尚无快照: the first build builds all {len(plan.added)} tags "
+                  f"(huaxiang build -w {workspace} --as-of YYYY-MM-DD).", highlight=False)
+    elif not plan.has_changes:
+        out.print(f"No change 无变更: the catalog ({plan.catalog_hash[:12]}) matches the snapshot of "
+                  f"{plan.as_of}.", highlight=False)
+    else:
+        out.print(f"Catalog {plan.catalog_hash[:12]} against the snapshot of {plan.as_of} "
+                  f"(catalog {(plan.snapshot_catalog_hash or '?')[:12]}):", highlight=False)
+        grid = Table(show_header=True, title_justify="left")
+        grid.add_column("变更 change", no_wrap=True)
+        grid.add_column("tag", no_wrap=True)
+        grid.add_column("why 原因", overflow="fold")
+        for tag_id in plan.added:
+            grid.add_row("新增 added", tag_id, "new in the catalog")
+        for tag_id in plan.removed:
+            grid.add_row("删除 removed", tag_id, "no longer in the catalog: its column goes")
+        for tag_id in plan.changed:
+            grid.add_row("修改 changed", tag_id, "definition changed")
+        for tag_id, sources in plan.rebuilt.items():
+            grid.add_row("连带 rebuilt", tag_id, f"reads {', '.join(sources)}")
+        out.print(grid)
+        out.print(f"不变 unchanged: {len(plan.unchanged)} tags.", highlight=False)
+    if plan.skipped:
+        grid = Table(title=f"将跳过 Will be skipped: {len(plan.skipped)} tags (missing inputs)",
+                     title_justify="left")
+        grid.add_column("tag", no_wrap=True)
+        grid.add_column("reason", overflow="fold")
+        for tag_id, reason in plan.skipped.items():
+            grid.add_row(tag_id, escape(reason))
+        out.print(grid)
+
+
+def _print_diff(result: SnapshotDiff) -> None:
+    first, second = result.before.isoformat(), result.after.isoformat()
+    out.print(f"快照对比 Snapshots {first} → {second}: users {result.users_before:,} → "
+              f"{result.users_after:,} (in both {result.users_common:,}, new {result.users_new:,}, "
+              f"gone {result.users_gone:,})", highlight=False)
+    migration = result.migration
+    if migration is not None:
+        grid = Table(title=f"迁移矩阵 Migration of {migration.tag}: rows {first}, columns {second} "
+                           "(users, row %)", title_justify="left")
+        grid.add_column("from \\ to", no_wrap=True)
+        for column in migration.columns:
+            grid.add_column(escape(column), justify="right", no_wrap=True)
+        grid.add_column("total", justify="right")
+        for row in migration.rows:
+            cells = [f"{migration.count(row, c):,} ({migration.row_share(row, c):.0%})"
+                     for c in migration.columns]
+            grid.add_row(escape(row), *cells, f"{migration.row_total(row):,}")
+        out.print(grid)
+    grid = Table(title="覆盖率与分布漂移 Coverage and drift (PSI > 0.1 watch, > 0.25 shift)",
+                 title_justify="left")
+    for header in ("tag", "coverage 覆盖率", "Δ", "PSI", "flag"):
+        grid.add_column(header, no_wrap=True, justify="left" if header in ("tag", "flag") else "right")
+    grid.add_column("detail", overflow="fold")
+    colours = {"shift": "bold red", "watch": "yellow"}
+    for item in result.drift:
+        if item.kind == "categorical":
+            detail = "; ".join(f"{escape(c.value)} {c.before:.1%}→{c.after:.1%}" for c in item.share_changes)
+        elif item.kind == "numeric":
+            detail = (f"mean {_number(item.mean_before)}→{_number(item.mean_after)}, "
+                      f"median {_number(item.median_before)}→{_number(item.median_after)}")
+        else:
+            detail = ""
+        if item.status != "both":
+            detail = f"{item.status} 仅{'后' if item.status == 'added' else '前'}一期; {detail}".rstrip("; ")
+        flag = f"[{colours[item.flag]}]{item.flag}[/]" if item.flag in colours else item.flag
+        coverage = f"{_share(item.coverage_before)} → {_share(item.coverage_after)}"
+        index = "-" if item.psi is None else f"{item.psi:.3f}"
+        grid.add_row(item.tag, coverage, _signed_share(item.coverage_change), index, flag, detail)
+    out.print(grid)
+    if result.aipl is not None:
+        stages = Table(title="AIPL 各阶段人数 users per stage", title_justify="left")
+        stages.add_column("stage", no_wrap=True)
+        stages.add_column(first, justify="right")
+        stages.add_column(second, justify="right")
+        for stage, count in result.aipl.counts_before.items():
+            stages.add_row(stage, f"{count:,}", f"{result.aipl.counts_after[stage]:,}")
+        out.print(stages)
+        flows = Table(title=f"AIPL 流转率 flow rates {first} → {second}", title_justify="left")
+        for header in ("flow", "from", "to", "users", "moved", "rate"):
+            flows.add_column(header, no_wrap=True, justify="right" if header in ("users", "moved", "rate")
+                             else "left")
+        for flow in result.aipl.flows:
+            flows.add_row(flow.name, flow.stage, " or ".join(flow.to), f"{flow.users:,}", f"{flow.moved:,}",
+                          _share(flow.rate))
+        out.print(flows)
+
+
+def _value_text(entry: Any) -> str:
+    value = entry.value
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "是 true" if value else "否 false"
+    text = str(value)
+    if entry.value_zh and entry.value_zh != text:
+        text = f"{text} {entry.value_zh}"
+    return text
+
+
+def _print_profile(result: UserProfile) -> None:
+    out.print(f"用户画像 Profile of [bold]{escape(result.user_id)}[/] — snapshot {result.as_of}",
+              highlight=False)
+    for group in result.groups:
+        grid = Table(title=f"{group.label_zh} {group.category}", title_justify="left")
+        for header in ("tag", "名称", "name", "value 值"):
+            grid.add_column(header, overflow="fold", no_wrap=header == "tag")
+        for entry in group.entries:
+            value = escape(_value_text(entry))
+            if entry.imputed:
+                value += " [yellow](推断 imputed)[/]"
+            grid.add_row(entry.tag, escape(entry.name_zh), escape(entry.name_en), value)
+        out.print(grid)
+
+
+def _print_bins(result: BinsSuggestion) -> None:
+    fitted = ", fitted on values above 0" if result.positive else ""
+    out.print(f"分档建议 Cut points for [bold]{result.tag}[/] — snapshot {result.as_of}: "
+              f"{result.users:,} users with a value ({result.nulls:,} without); k={result.k}, "
+              f"method {result.method}, scale {result.scale}{fitted}", highlight=False)
+    grid = Table(title="Bins (right-closed, as the engine cuts them)", title_justify="left")
+
+    def measure(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.1%}" if result.trait_measure == "rate" else f"{value:,.2f}"
+
+    for header in ("bin", "users", "share"):
+        grid.add_column(header, justify="left" if header == "bin" else "right", no_wrap=True)
+    if result.trait is not None:
+        grid.add_column(f"{result.trait} {result.trait_measure}", justify="right")
+    for row in result.bins:
+        cells = [escape(row.label), f"{row.users:,}", f"{row.share:.1%}"]
+        if result.trait is not None:
+            cells.append(measure(row.trait))
+        grid.add_row(*cells)
+    out.print(grid)
+    if result.trait is not None:
+        test = "two-proportion z" if result.statistic == "z" else "Welch t"
+        checks = Table(title=f"Does each cut separate {result.trait}? 是否区分 ({test}; "
+                             f"|{result.statistic}| > 1.96 separates)", title_justify="left")
+        headers = ("edge", "users ≤", "users >", "below", "above", result.statistic or "stat", "separates")
+        for header in headers:
+            checks.add_column(header, justify="right" if header != "separates" else "left", no_wrap=True)
+        for check in result.checks:
+            checks.add_row(_number(check.edge), f"{check.users_below:,}", f"{check.users_above:,}",
+                           measure(check.trait_below), measure(check.trait_above),
+                           "-" if check.statistic is None else f"{check.statistic:.2f}",
+                           "是 yes" if check.separates else "否 no")
+        out.print(checks)
+    out.print("粘贴到 Paste into tags/*.yaml:", highlight=False)
+    out.print(result.snippet, highlight=False, markup=False, soft_wrap=True, end="")
 
 
 @contextmanager

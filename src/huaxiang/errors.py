@@ -77,6 +77,19 @@ class NotFittedError(HuaxiangError, ValueError):
     http_status = 409
 
 
+class NotFoundError(HuaxiangError, LookupError):
+    """A snapshot, a tag in a snapshot or a user that a request names does not exist."""
+
+    http_status = 404
+
+
+class RequestError(HuaxiangError, ValueError):
+    """A request names things that exist but cannot be used that way (e.g. a migration matrix
+    of a numeric tag)."""
+
+    http_status = 400
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

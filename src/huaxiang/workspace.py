@@ -27,7 +27,11 @@ from huaxiang.model.schema import TABLES
 if TYPE_CHECKING:
     import datetime as dt
 
+    from huaxiang.bins import BinsSuggestion
+    from huaxiang.catalog.plan import CatalogPlan
     from huaxiang.engine import BuildResult
+    from huaxiang.history import Snapshot, SnapshotDiff
+    from huaxiang.profile import UserProfile
 
 SAMPLE_TABLES = ("users", "orders", "order_items", "events", "products", "content", "touches")
 
@@ -156,6 +160,54 @@ class Workspace:
         from huaxiang.engine import build
 
         return build(self.path, as_of, catalog=self.catalog())
+
+    def snapshots(self) -> list[Snapshot]:
+        """The published snapshots, oldest first (:func:`huaxiang.history.list_snapshots`)."""
+        from huaxiang.history import list_snapshots
+
+        return list_snapshots(self.path)
+
+    def diff(self, before: dt.date, after: dt.date, *, tag: str | None = None) -> SnapshotDiff:
+        """What changed between two snapshots (:func:`huaxiang.history.diff`)."""
+        from huaxiang.history import diff
+
+        return diff(self.path, before, after, tag=tag)
+
+    def profile(self, user_id: str, as_of: dt.date | None = None) -> UserProfile:
+        """Every tag of one user in a snapshot, the latest by default (:func:`huaxiang.profile.profile`)."""
+        from huaxiang.history import find_snapshot
+        from huaxiang.profile import profile
+
+        snapshot = find_snapshot(self.path, as_of)
+        # Snapshots built before manifests recorded the definitions are labelled by the catalog.
+        old = "definitions" not in snapshot.manifest and (self.path / "tags").is_dir()
+        return profile(self.path, user_id, as_of=snapshot.as_of, catalog=self.catalog() if old else None)
+
+    def plan(self, *, check_data: bool = True) -> CatalogPlan:
+        """What the catalog in ``tags/`` changes against the latest snapshot
+        (:func:`huaxiang.catalog.plan.plan_catalog`); with ``check_data``, also the tags the
+        next build will skip for missing inputs."""
+        import datetime as dt
+
+        from huaxiang.catalog.plan import plan_catalog, predicted_skips
+        from huaxiang.history import list_snapshots
+
+        catalog = self.catalog()
+        snapshots = list_snapshots(self.path)
+        manifest = snapshots[-1].manifest if snapshots else None
+        skipped = None
+        if check_data:
+            as_of = snapshots[-1].as_of if snapshots else dt.date.today()
+            skipped = predicted_skips(self.path, catalog, as_of)
+        return plan_catalog(catalog, manifest, skipped=skipped)
+
+    def suggest_bins(
+        self, tag: str, k: int = 5, *, as_of: dt.date | None = None, trait: str | None = None, **options: Any
+    ) -> BinsSuggestion:
+        """Cut points for a numeric tag of a snapshot (:func:`huaxiang.bins.suggest_bins`)."""
+        from huaxiang.bins import suggest_bins
+
+        return suggest_bins(self.path, tag, k=k, as_of=as_of, trait=trait, **options)
 
 
 STANDARD_CATALOG = "tags"

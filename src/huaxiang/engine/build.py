@@ -30,7 +30,8 @@ from huaxiang.engine.snapshot import column_stats, jsonable, snapshot_path, writ
 from huaxiang.model.schema import TABLES
 
 ENGINE = "duckdb"
-MANIFEST_VERSION = 1
+#: 2 added ``definitions`` (each tag's definition hash, type, names and what it reads).
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,32 @@ def drop_empty_columns(
         if missing:
             empty[name] = missing
     return kept, empty
+
+
+def definitions(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """What the manifest records of every catalog tag (built or skipped), in build order.
+
+    ``hash`` (:attr:`TagDef.definition_hash`), ``type``, ``category``, the names, ``reads``
+    (the tags it reads directly) and ``inputs`` (canonical columns): enough for
+    ``huaxiang tags plan`` to tell what a catalog change rebuilds, and for
+    ``huaxiang profile`` to label a snapshot's values without the current catalog. Enum
+    tags with declared ``values`` list them (value and labels) in their declared order.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for tag in catalog:
+        entry: dict[str, Any] = {
+            "hash": tag.definition_hash,
+            "type": tag.type,
+            "category": tag.category.value,
+            "name_zh": tag.name_zh,
+            "name_en": tag.name_en,
+            "reads": sorted(catalog.dependencies.get(tag.id, ())),
+            "inputs": list(catalog.inputs(tag.id)),
+        }
+        if tag.values is not None:
+            entry["values"] = [value.model_dump(exclude_none=True) for value in tag.values]
+        found[tag.id] = entry
+    return found
 
 
 def build(
@@ -167,6 +194,7 @@ def build(
         "tags": {tag_id: column_stats(result.column(tag_id)) for tag_id in compiled.built},
         "skipped": [{"tag": tag_id, "reason": reason} for tag_id, reason in compiled.skipped.items()],
         "models": details,
+        "definitions": definitions(catalog),
     }
     lifecycle = [rows for name, rows in details.items() if name.startswith("lifecycle") and rows]
     if lifecycle:

@@ -13,7 +13,16 @@ row per user, ordered by ``user_id``; the same data and catalog give the same fi
 before ``as_of``), ``tags`` (per built tag: type, coverage = non-null share, and
 :func:`column_stats`), ``skipped`` (tag and reason), ``models`` (one-row details
 of the model makers, e.g. ``lifecycle.thresholds``), ``lifecycle_thresholds``
-(when a lifecycle tag was built) and ``timings`` in seconds.
+(when a lifecycle tag was built), ``definitions`` (every catalog tag, built or
+skipped: definition ``hash``, ``type``, ``category``, names, the tags it
+``reads`` and its canonical ``inputs``) and ``timings`` in seconds.
+
+Test hook (for tests only, never set it in production): when the environment
+variable ``HUAXIANG_TEST_PAUSE_BEFORE_PUBLISH`` names a file, :func:`write_snapshot`
+creates that file once both files are written into the unpublished version
+folder, then waits (up to 10 minutes) instead of publishing, so a test can kill
+the build at the most delicate moment deterministically
+(``tests/unit/test_build_kill.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +45,8 @@ from huaxiang.storage import publishing
 SNAPSHOTS_DIR = "snapshots"
 TAGS_FILE = "tags.parquet"
 MANIFEST_FILE = "manifest.json"
+#: Test-only hook: the file to create before pausing instead of publishing (see the module doc).
+PAUSE_ENV = "HUAXIANG_TEST_PAUSE_BEFORE_PUBLISH"
 #: How many of the most frequent values the manifest lists for enum and boolean tags.
 TOP_VALUES = 10
 
@@ -49,7 +62,20 @@ def write_snapshot(target: Path, tags: pa.Table, manifest: dict[str, Any]) -> Pa
         pq.write_table(tags, folder / TAGS_FILE)
         text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False)
         (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+        _pause_for_tests()
     return target
+
+
+def _pause_for_tests() -> None:
+    """The test hook of the module doc: signal through a file, then wait to be killed."""
+    signal_file = os.environ.get(PAUSE_ENV)
+    if not signal_file:
+        return
+    Path(signal_file).write_text(str(os.getpid()), encoding="utf-8")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise TimeoutError(f"{PAUSE_ENV} is set and nothing killed the build within 10 minutes.")
 
 
 def read_manifest(target: Path) -> dict[str, Any]:
