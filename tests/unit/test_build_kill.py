@@ -130,9 +130,10 @@ def test_a_killed_rebuild_leaves_the_previous_snapshot_whole(shop: Path, signal_
     assert pq.read_table(published / "tags.parquet").num_rows == 3
     assert visible(shop) == ["2026-07-01"]
     assert [s.path for s in list_snapshots(shop)] == [published]
-    # The next build publishes normally.
+    # The next build publishes normally and removes the folder the killed build left behind.
     rebuilt = Workspace(shop).build(AS_OF)
     assert pq.read_table(rebuilt.path / "tags.parquet").column("frequency_365d").to_pylist() == [3, 3, 3]
+    assert sorted(versions.iterdir()) == [rebuilt.path.resolve()]
 
 
 def test_a_killed_first_build_of_a_date_publishes_nothing(shop: Path, signal_file: Path) -> None:
