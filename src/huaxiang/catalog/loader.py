@@ -224,7 +224,8 @@ _TIME_COLUMN = {
 }
 _ACTION_FILTERS = {
     "brand": ("products.brand",),
-    "category": ("products.category_l1", "products.category_l2", "products.category_l3"),
+    # Any category level present matches; the top level is the one every source has (Taobao's ids).
+    "category": ("products.category_l1",),
     "product": ("events.product_id",),
     "shop": ("products.shop",),
     "keyword": ("events.keyword",),

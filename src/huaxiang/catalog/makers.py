@@ -321,20 +321,58 @@ class ActionSpec(Windowed):
 
 
 
+#: ``scene.name`` of a template: one pair of tags per scene found in the data.
+EVERY_SCENE = "*"
+
+
+class SceneLabel(Strict):
+    """Names of a scene in tags a template makes; ``id`` replaces a scene value that is not a slug."""
+
+    name_zh: str | None = Field(None, min_length=1)
+    name_en: str | None = Field(None, min_length=1)
+    id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_string(cls, data: Any) -> Any:
+        return {"name_zh": data} if isinstance(data, str) else data
+
+    @field_validator("id")
+    @classmethod
+    def _id_part(cls, value: str | None) -> str | None:
+        if value is not None and not TAG_ID.match(value):
+            raise ValueError(f"scene id must be snake_case such as outing, got {value!r}")
+        return value
+
+
 class SceneSpec(Windowed):
-    """Scene strength (场景强度): events on the scene's products, weighted and decayed."""
+    """Scene strength (场景强度): events on the scene's products and content, weighted and decayed.
+
+    Each counted event adds ``weight × 0.5^(age_days / half_life_days)`` to the score;
+    the probability is ``1 − 2^(−score / half_score)`` (0.5 when the score equals
+    ``half_score``) and a boolean tag holds when it is at least ``threshold``.
+    ``name: "*"`` makes a template: tags ``scene_<slug>_score`` and ``scene_<slug>``
+    for every scene found in ``products.scene_tags`` and ``content.scene_tags``.
+    """
 
     name: str
     weights: dict[str, float] = Field(min_length=1)
     half_life_days: float = Field(7.0, gt=0)
     window: str = "90d"
-    threshold: float | None = Field(None, ge=0, le=1)
+    half_score: float = Field(5.0, gt=0)
+    threshold: float | None = Field(None, gt=0, le=1)
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+    search_categories: bool = True
+    labels: dict[str, SceneLabel] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"scene name must be a lower-case slug such as outing, got {value!r}")
+        if value != EVERY_SCENE and not SLUG.match(value):
+            raise ValueError(
+                f"scene name must be a lower-case slug such as outing, or \"{EVERY_SCENE}\" for every scene "
+                f"in the data, got {value!r}"
+            )
         return value
 
     @field_validator("weights")
@@ -349,6 +387,45 @@ class SceneSpec(Windowed):
             if weight <= 0:
                 raise ValueError(f"weight of {event!r} must be positive, got {weight}")
         return value
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keyword_list(cls, value: Any, info: ValidationInfo) -> Any:
+        # ``keywords: [露营, 野餐]`` on a tag for one scene is short for ``{outing: [露营, 野餐]}``.
+        name = info.data.get("name")
+        if isinstance(value, list | str) and name is not None and name != EVERY_SCENE:
+            return {name: _as_list(value)}
+        if isinstance(value, list | str):
+            raise ValueError("a template (name \"*\") gives keywords per scene: {outing: [露营, 野餐], ...}")
+        if isinstance(value, dict):
+            return {key: _as_list(words) for key, words in value.items()}
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keyword_scenes(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        name = info.data.get("name")
+        for scene, words in value.items():
+            if name not in (None, EVERY_SCENE) and scene != name:
+                raise ValueError(f"keywords are given for scene {scene!r}, but this tag measures {name!r}")
+            if any(not word.strip() for word in words):
+                raise ValueError(f"keywords of scene {scene!r} must be non-empty words, got {words}")
+        return value
+
+    @model_validator(mode="after")
+    def _template_fields(self) -> SceneSpec:
+        if self.labels and not self.is_template:
+            raise FieldError(
+                f"labels name the tags of a template (name: \"{EVERY_SCENE}\"); this tag is scene "
+                f"{self.name!r} and has its own name_zh and name_en",
+                ("labels",),
+            )
+        return self
+
+    @property
+    def is_template(self) -> bool:
+        """True when the tag stands for one pair of tags per scene found in the data."""
+        return self.name == EVERY_SCENE
 
 
 

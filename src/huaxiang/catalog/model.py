@@ -165,6 +165,18 @@ class TagDef(Strict):
             raise FieldError(
                 "a boolean scene tag needs scene.threshold (strength at or above it is true)", ("scene",)
             )
+        if self.scene is not None and self.type != "boolean" and self.scene.threshold is not None:
+            raise FieldError(
+                "scene.threshold applies to boolean scene tags; a probability tag holds the probability "
+                "itself (remove threshold, or make the tag boolean)",
+                ("scene", "threshold"),
+            )
+        if self.scene is not None and self.scene.is_template and self.type != "boolean":
+            raise FieldError(
+                'a scene template (name: "*") has type boolean and a threshold: it makes scene_<slug> '
+                "(boolean) and scene_<slug>_score (probability) for every scene in the data",
+                ("type",),
+            )
         if self.declared is not None:
             kind = TABLES["users"].column(self.declared.column).kind
             fits = DECLARED_TYPES[kind]

@@ -6,8 +6,13 @@ Ibis expression (plus the one-row ``details`` tables of the model makers) that
 :func:`huaxiang.engine.build.build` runs on the engine.
 
 A tag is *skipped*, with a reason, when it reads a skipped tag, when its maker is
-not implemented yet (``scene``, an unregistered model) or when a canonical input
-it needs (a table, or a column of one) is absent from the workspace data.
+not implemented yet (an unregistered model) or when a canonical input it needs
+(a table, or a column of one) is absent from the workspace data.
+
+A scene template (``scene: {name: "*"}``) is the one place where compiling reads
+data: it asks the engine for the distinct scenes in ``products.scene_tags`` and
+``content.scene_tags`` (a small query) and makes ``scene_<slug>_score`` and
+``scene_<slug>`` for each, listed in ``built`` like any tag.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import ibis
 import ibis.expr.types as ir
 
 from huaxiang.catalog import Catalog, TagDef, compile_rule, kind_of_tag_type
-from huaxiang.catalog.makers import BinsSpec, MetricSpec
+from huaxiang.catalog.makers import TAG_ID, BinsSpec, MetricSpec, SceneSpec
 from huaxiang.engine.registry import (
     COLUMN_PARAM,
     MODEL_MAKERS,
@@ -33,6 +38,7 @@ from huaxiang.engine.registry import (
 )
 from huaxiang.errors import ConfigError
 from huaxiang.segment.rfm import day_start
+from huaxiang.segment.scene import scene_strength, scene_values
 
 #: Column of each canonical table that dates its rows (the as-of cut and windows use it).
 TIME_COLUMNS = {"orders": "order_time", "events": "event_time", "touches": "touch_time"}
@@ -83,6 +89,9 @@ class Compiled:
     skipped: dict[str, str] = field(default_factory=dict)
     details: dict[str, ir.Table] = field(default_factory=dict)
     """One-row tables of the model makers, keyed ``maker.detail`` (e.g. ``lifecycle.thresholds``)."""
+    generated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Tags a template made (not in the catalog), by id: ``template``, ``scene``, ``type``,
+    ``category``, ``name_zh``, ``name_en``, ``hash`` (the template's), ``reads`` and ``inputs``."""
 
 
 Materialise = Callable[[ir.Table], ir.Table]
@@ -141,6 +150,9 @@ class _Compiler:
             if reason is not None:
                 self.result.skipped[tag_id] = reason
                 continue
+            if tag.scene is not None and tag.scene.is_template:
+                self.scene_template(tag, tag.scene)
+                continue
             self.compile(tag)
             self.result.built.append(tag_id)
             if self.materialise is not None and len(self.result.built) % CHECKPOINT_EVERY == 0:
@@ -155,8 +167,6 @@ class _Compiler:
         skipped = sorted(self.catalog.dependencies.get(tag.id, frozenset()) & set(self.result.skipped))
         if skipped:
             return f"depends on skipped tag {', '.join(skipped)}"
-        if tag.scene is not None:
-            return "not implemented yet (scene strength arrives in a later release)"
         needs = list(self.catalog.inputs(tag.id))
         if tag.model is not None:
             maker = MODEL_MAKERS.get(tag.model.name)
@@ -204,7 +214,9 @@ class _Compiler:
             self.attach(tag.id, self.tables["users"].select("user_id", **{VALUE: tag.declared.column}))
         elif tag.model is not None:
             self.model(tag)
-        else:  # pragma: no cover - skip_reason catches scene tags
+        elif tag.scene is not None:
+            self.scene(tag, tag.scene)
+        else:  # pragma: no cover - TagDef requires one maker
             raise AssertionError(f"tag {tag.id}: no maker to compile")
 
     def set(self, tag_id: str, value: ir.Value) -> None:
@@ -302,12 +314,104 @@ class _Compiler:
             if spec.shop is not None:
                 products = products.filter(products.shop.isin(spec.shop))
             if spec.category is not None:
-                levels = [products[f"category_l{level}"].isin(spec.category) for level in (1, 2, 3)]
-                products = products.filter(levels[0] | levels[1] | levels[2])
+                levels = [
+                    products[column].isin(spec.category)
+                    for column in ("category_l1", "category_l2", "category_l3")
+                    if column in products.columns
+                ]
+                products = products.filter(ibis.or_(*levels))
             events = events.semi_join(products.select("product_id"), "product_id")
         counts = events.group_by("user_id").aggregate(events_count=events.count())
         doers = counts.filter(counts.events_count >= spec.min_count)
         self.attach(tag.id, doers.select("user_id", **{VALUE: ibis.literal(True)}), False)
+
+    def scene_strength(self, spec: SceneSpec, scenes: list[str] | None) -> ir.Table:
+        """Score and probability per user and scene (:func:`huaxiang.segment.scene.scene_strength`)."""
+        return scene_strength(
+            self.tables["events"],
+            self.tables["products"],
+            self.as_of,
+            weights=spec.weights,
+            half_life_days=spec.half_life_days,
+            window_days=spec.days,
+            half_score=spec.half_score,
+            content=self.tables.get("content"),
+            scenes=scenes,
+            keywords=spec.keywords,
+            search_categories=spec.search_categories,
+        )
+
+    def scene(self, tag: TagDef, spec: SceneSpec) -> None:
+        """One scene: its probability, or for a boolean tag whether it reaches the threshold."""
+        strength = self.scene_strength(spec, [spec.name])
+        value = strength.probability
+        if tag.type == "boolean":
+            value = value >= (spec.threshold or 0.0)
+        default = False if tag.type == "boolean" else 0.0
+        self.attach(tag.id, strength.select("user_id", **{VALUE: value}), default)
+
+    def scene_template(self, tag: TagDef, spec: SceneSpec) -> None:
+        """``scene_<slug>_score`` and ``scene_<slug>`` for every scene in the data (see the module doc)."""
+        # Ids of the catalog and of an earlier template are taken: the first definition wins.
+        taken = set(self.catalog.tags) | set(self.result.built)
+        plan = plan_scene_tags(tag, spec, self.found_scenes(), taken)
+        for value, reason in plan.unusable.items():
+            self.result.skipped[f"{tag.id}:{value}"] = reason
+        self.result.details[f"scene.{tag.id}"] = plan.table()
+        if not plan.scenes:
+            if plan.taken:
+                reason = "every scene in the data has both its tags already (catalog or another template)"
+            elif plan.unusable:
+                reason = f"no usable scene: see the entries {tag.id}:<scene> for each scene value"
+            else:
+                reason = "no scene in the data: products.scene_tags and content.scene_tags are empty"
+            self.result.skipped[tag.id] = reason
+            return
+        strength = self.scene_strength(spec, [scene.value for scene in plan.scenes])
+        if self.materialise is not None:
+            strength = self.materialise(strength)
+        # One pass over the strengths: column _scene_<i> holds the probability of scene i.
+        inner = {
+            f"_scene_{index}": strength.probability.max(where=strength.scene == scene.value)
+            for index, scene in enumerate(plan.scenes)
+        }
+        per_user = strength.group_by("user_id").aggregate(**inner)
+        kept = self.wide.columns
+        joined = self.wide.left_join(per_user, "user_id").select(*kept, *inner)
+        threshold = float(spec.threshold or 0.0)
+        made: dict[str, ir.Value] = {}
+        for index, scene in enumerate(plan.scenes):
+            probability = joined[f"_scene_{index}"].fill_null(0.0)
+            if scene.score_id is not None:
+                made[scene.score_id] = probability
+            if scene.flag_id is not None:
+                made[scene.flag_id] = probability >= threshold
+        self.result.wide = joined.select(*kept, **made)
+        self.result.built.extend(made)
+        for scene in plan.scenes:
+            for tag_id, tag_type, name_zh, name_en in (
+                (scene.score_id, "probability", f"{scene.name_zh}场景概率", f"{scene.name_en} probability"),
+                (scene.flag_id, "boolean", scene.name_zh, scene.name_en),
+            ):
+                if tag_id is not None:
+                    self.result.generated[tag_id] = {
+                        "template": tag.id,
+                        "scene": scene.value,
+                        "hash": tag.definition_hash,
+                        "type": tag_type,
+                        "category": tag.category.value,
+                        "name_zh": name_zh,
+                        "name_en": name_en,
+                        "reads": [],
+                        "inputs": list(self.catalog.inputs(tag.id)),
+                    }
+        if self.materialise is not None:
+            self.result.wide = self.materialise(self.wide)
+
+    def found_scenes(self) -> list[str]:
+        """The distinct scene values in the data, sorted (runs a small query on the engine)."""
+        names = scene_values(self.tables["products"], self.tables.get("content"))
+        return sorted(str(value) for value in names.scene.to_pyarrow().to_pylist())
 
     def model(self, tag: TagDef) -> None:
         spec = tag.model
@@ -318,7 +422,10 @@ class _Compiler:
         key = call_key(spec.name, spec.params)
         output = self.models.get(key)
         if output is None:
-            output = maker.function(ModelContext(self.tables, self.as_of, self.settings), params)
+            try:
+                output = maker.function(ModelContext(self.tables, self.as_of, self.settings), params)
+            except ConfigError as error:  # name the tag and its file in a maker's complaint
+                raise type(error)(f"{origin}: {error}") from None
             if self.materialise is not None:
                 output = ModelOutput(self.materialise(output.table), output.details)
             self.models[key] = output
@@ -342,6 +449,106 @@ class _Compiler:
                 f"which does not fit the tag's type {tag.type}."
             )
         self.attach(tag.id, output.table.select("user_id", **{VALUE: column}))
+
+
+# ---------------------------------------------------------------------------- scene templates
+
+
+@dataclass(frozen=True)
+class PlannedScene:
+    """One scene of a template: its value in the data, names and the ids of the tags it gets.
+
+    An id is ``None`` when the catalog already defines a tag with it (the explicit tag wins).
+    """
+
+    value: str
+    name_zh: str
+    name_en: str
+    score_id: str | None
+    flag_id: str | None
+
+
+@dataclass
+class ScenePlan:
+    """What a scene template makes: the scenes with tags, and the scene values it cannot use."""
+
+    template: str
+    scenes: list[PlannedScene] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)
+    """Scene values whose two tags are both defined already (catalog or an earlier template)."""
+    unusable: dict[str, str] = field(default_factory=dict)
+    """Scene value -> why no tag id can be made from it."""
+
+    def table(self) -> ir.Table:
+        """The plan as rows for the manifest: scene, names, tag ids and a note."""
+        rows: list[dict[str, Any]] = [
+            {
+                "scene": scene.value,
+                "name_zh": scene.name_zh,
+                "name_en": scene.name_en,
+                "score_tag": scene.score_id,
+                "flag_tag": scene.flag_id,
+                "note": None,
+            }
+            for scene in self.scenes
+        ]
+        rows += [
+            {"scene": value, "name_zh": None, "name_en": None, "score_tag": None, "flag_tag": None,
+             "note": "both tags are defined already (in the catalog or by another template)"}
+            for value in self.taken
+        ]
+        rows += [
+            {"scene": value, "name_zh": None, "name_en": None, "score_tag": None, "flag_tag": None,
+             "note": reason}
+            for value, reason in self.unusable.items()
+        ]
+        schema = dict.fromkeys(("scene", "name_zh", "name_en", "score_tag", "flag_tag", "note"), "string")
+        return ibis.memtable(rows, schema=schema)
+
+
+def plan_scene_tags(tag: TagDef, spec: SceneSpec, found: list[str], defined: set[str]) -> ScenePlan:
+    """The tags a scene template makes for the scene values ``found`` in the data.
+
+    Scene ``outing`` gets ``scene_outing_score`` (probability) and ``scene_outing``
+    (boolean). The id part is ``labels[value].id`` when given, else the value with
+    ``-`` written ``_``; a value that still is not snake_case (``郊游``) is unusable
+    until a label gives it an id. Ids in ``defined`` (the catalog's, an earlier
+    template's) are not made again.
+    """
+    plan = ScenePlan(tag.id)
+    made: dict[str, str] = {}
+    for value in found:
+        label = spec.labels.get(value)
+        part = label.id if label is not None and label.id is not None else value.replace("-", "_")
+        score_id, flag_id = f"scene_{part}_score", f"scene_{part}"
+        if not TAG_ID.match(flag_id):
+            plan.unusable[value] = (
+                f"scene {value!r} (products/content scene_tags) cannot form a tag id; give it one in "
+                f"scene.labels, e.g. {{{value}: {{id: outing, name_zh: {value}}}}}"
+            )
+            continue
+        if flag_id in made:
+            plan.unusable[value] = (
+                f"scene {value!r} would make {flag_id}, which scene {made[flag_id]!r} makes already; "
+                "give one of them another id in scene.labels"
+            )
+            continue
+        made[flag_id] = value
+        name_zh = label.name_zh if label is not None and label.name_zh is not None else value
+        default_en = value.replace("_", " ").replace("-", " ").capitalize()
+        name_en = label.name_en if label is not None and label.name_en is not None else default_en
+        planned = PlannedScene(
+            value=value,
+            name_zh=name_zh,
+            name_en=name_en,
+            score_id=None if score_id in defined else score_id,
+            flag_id=None if flag_id in defined else flag_id,
+        )
+        if planned.score_id is None and planned.flag_id is None:
+            plan.taken.append(value)
+        else:
+            plan.scenes.append(planned)
+    return plan
 
 
 # ---------------------------------------------------------------------------- bins
@@ -390,4 +597,14 @@ def _bound_text(bound: ir.FloatingValue) -> ir.StringValue:
     return ibis.ifelse(whole, bound.cast("int64").cast("string"), bound.cast("string"))
 
 
-__all__ = ["CHECKPOINT_EVERY", "Compiled", "Materialise", "bins_value", "compile_catalog", "cut_tables"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "Compiled",
+    "Materialise",
+    "PlannedScene",
+    "ScenePlan",
+    "bins_value",
+    "compile_catalog",
+    "cut_tables",
+    "plan_scene_tags",
+]
