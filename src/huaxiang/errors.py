@@ -77,6 +77,16 @@ class NotFittedError(HuaxiangError, ValueError):
     http_status = 409
 
 
+class MissingInputError(HuaxiangError, LookupError):
+    """The data lacks something a tag needs (a brand, a category level): the build skips the tag.
+
+    Raised by a maker once it has looked at the data; the build records the message as
+    the tag's skip reason and goes on, like a tag whose input column is absent.
+    """
+
+    http_status = 422
+
+
 class NotFoundError(HuaxiangError, LookupError):
     """A snapshot, a tag in a snapshot or a user that a request names does not exist."""
 

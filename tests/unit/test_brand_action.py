@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from huaxiang.engine import build
-from huaxiang.errors import ConfigError
+from huaxiang.errors import ConfigError, MissingInputError
 from huaxiang.segment.brand import brand_categories, brand_table
 from huaxiang.workspace import Workspace
 
@@ -172,12 +172,6 @@ def test_without_events_intent_is_unknown() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (
-            {"brand": "蓝月"},
-            "brand tags: brand '蓝月' is not in products.brand. Did you mean '蓝月亮'? Brands: "
-            "戴森, 汰渍, 立白, 美丽雅, 蓝月亮, 超能, 飞科.",
-        ),
-        ({"competitors": ["力白"]}, "brand tags: brand '力白' is not in products.brand."),
         ({"category_level": "category_l4"}, "brand tags: category_level must be one of category_l1, "
                                             "category_l2, category_l3, got 'category_l4'."),
         ({"core_share": 0.0}, "brand tags: core_share must be in (0, 1], got 0.0."),
@@ -186,6 +180,25 @@ def test_without_events_intent_is_unknown() -> None:
 )
 def test_bad_parameters_are_refused(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
+        run(**options)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"brand": "蓝月"},
+            "brand '蓝月' in products.brand. Did you mean '蓝月亮'? Brands: "
+            "戴森, 汰渍, 立白, 美丽雅, 蓝月亮, 超能, 飞科. Set the brand tags' params: {brand: ...} "
+            "to a brand of this shop.",
+        ),
+        ({"competitors": ["力白"]}, "brand '力白' in products.brand. Brands: 戴森,"),
+    ],
+)
+def test_a_brand_the_shop_does_not_sell_is_a_missing_input(options: dict[str, Any], message: str) -> None:
+    # Not an error: a shop without the brand builds the rest of its catalog (see the build test below).
+    with pytest.raises(MissingInputError) as caught:
         run(**options)
     assert str(caught.value).startswith(message)
 
@@ -229,16 +242,17 @@ def test_brand_categories_default_to_the_deepest_level_present(tmp_path: Path) -
     assert rows["refund_rival"]["brand_bluemoon_competitor"] is True
 
 
-def test_an_unknown_brand_names_the_tag_and_file(tmp_path: Path) -> None:
+def test_a_misspelt_brand_is_skipped_with_a_did_you_mean(tmp_path: Path) -> None:
     root = workspace(tmp_path, ("brand.yaml",))
     path = root / "tags" / "brand.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("brand: 蓝月亮}", "brand: 蓝月}"), encoding="utf-8")
-    expected = (r"^tags/brand\.yaml:\d+ \(tag brand_bluemoon_core\): brand tags: "
-                r"brand '蓝月' is not in products\.brand\. Did you mean '蓝月亮'\?")
-    with pytest.raises(ConfigError, match=expected):
-        build(root, AS_OF)
 
+    result = build(root, AS_OF)
+
+    assert result.skipped["brand_bluemoon_core"].startswith(
+        "missing input: brand '蓝月' in products.brand. Did you mean '蓝月亮'?"
+    )
 
 def test_brand_tags_are_skipped_without_brands(tmp_path: Path) -> None:
     root = workspace(tmp_path, ("brand.yaml",))
@@ -391,3 +405,20 @@ def test_sample_shop_brand_and_action_tags_match_independent_sql(
         "AND event_time >= TIMESTAMP '2026-10-02' AND event_time < TIMESTAMP '2026-11-01'").fetchall()}
     assert viewers and holding("viewed_dyson_hair_dryer_30d") == viewers
     assert holding("cart_abandoner_7d") == holding("carted_7d") - holding("purchased_7d")
+
+
+def test_brand_tags_of_a_brand_the_shop_does_not_sell_are_skipped(tmp_path: Path) -> None:
+    root = workspace(tmp_path, ("brand.yaml",))
+    text = (root / "tags" / "brand.yaml").read_text(encoding="utf-8")
+    (root / "tags" / "brand.yaml").write_text(text.replace("brand: 蓝月亮", "brand: 奥妙"), encoding="utf-8")
+
+    result = build(root, AS_OF)
+
+    assert result.built == []
+    reason = (
+        "missing input: brand '奥妙' in products.brand. "
+        "Brands: 戴森, 汰渍, 立白, 美丽雅, 蓝月亮, 超能, 飞科. "
+        "Set the brand tags' params: {brand: ...} to a brand of this shop."
+    )
+    assert result.skipped == {f"brand_bluemoon_{flag}": reason
+                              for flag in ("core", "intent", "competitor", "potential")}

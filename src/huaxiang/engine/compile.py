@@ -36,7 +36,7 @@ from huaxiang.engine.registry import (
     ModelOutput,
     call_key,
 )
-from huaxiang.errors import ConfigError
+from huaxiang.errors import ConfigError, MissingInputError
 from huaxiang.segment.rfm import day_start
 from huaxiang.segment.scene import scene_strength, scene_values
 
@@ -138,6 +138,7 @@ class _Compiler:
         self.materialise = materialise
         self.result = Compiled(wide=tables["users"].select("user_id"))
         self.models: dict[str, ModelOutput] = {}
+        self.missing_inputs: dict[str, MissingInputError] = {}
 
     @property
     def wide(self) -> ir.Table:
@@ -153,7 +154,11 @@ class _Compiler:
             if tag.scene is not None and tag.scene.is_template:
                 self.scene_template(tag, tag.scene)
                 continue
-            self.compile(tag)
+            try:
+                self.compile(tag)
+            except MissingInputError as error:
+                self.result.skipped[tag_id] = f"missing input: {error}"
+                continue
             self.result.built.append(tag_id)
             if self.materialise is not None and len(self.result.built) % CHECKPOINT_EVERY == 0:
                 self.result.wide = self.materialise(self.wide)
@@ -420,10 +425,15 @@ class _Compiler:
         origin = f"{self.catalog.locations.get(tag.id, 'tags')} (tag {tag.id})"
         params = maker.check_params(spec.params, origin)
         key = call_key(spec.name, spec.params)
+        if key in self.missing_inputs:
+            raise self.missing_inputs[key]
         output = self.models.get(key)
         if output is None:
             try:
                 output = maker.function(ModelContext(self.tables, self.as_of, self.settings), params)
+            except MissingInputError as error:  # the tag is skipped; so are the others of this call
+                self.missing_inputs[key] = error
+                raise
             except ConfigError as error:  # name the tag and its file in a maker's complaint
                 raise type(error)(f"{origin}: {error}") from None
             if self.materialise is not None:

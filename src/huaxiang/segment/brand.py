@@ -29,7 +29,7 @@ from decimal import Decimal
 import ibis
 import ibis.expr.types as ir
 
-from huaxiang.errors import ConfigError, did_you_mean
+from huaxiang.errors import ConfigError, MissingInputError, did_you_mean
 from huaxiang.segment.rfm import day_start, valid_orders
 
 CATEGORY_LEVELS = ("category_l1", "category_l2", "category_l3")
@@ -45,7 +45,7 @@ def _level(name: str, value: str, products: ir.Table) -> None:
             f"{did_you_mean(value, CATEGORY_LEVELS)}"
         )
     if value not in products.columns:
-        raise ConfigError(f"brand tags: {name} {value!r} is absent from the workspace's products.")
+        raise MissingInputError(f"column products.{value} ({name} of the brand tags)")
 
 
 def brand_categories(products: ir.Table, brand: str, category_level: str = "category_l3") -> list[str]:
@@ -56,15 +56,15 @@ def brand_categories(products: ir.Table, brand: str, category_level: str = "cate
 
 
 def check_brands(products: ir.Table, brand: str, competitors: Sequence[str] | None) -> None:
-    """A ConfigError when ``brand`` or a competitor is not a brand of ``products``."""
+    """A MissingInputError when ``brand`` or a competitor is not a brand of ``products``."""
     brands = products.filter(products.brand.notnull()).select("brand").distinct()
     known = sorted(str(value) for value in brands.brand.to_pyarrow().to_pylist())
     for name in [brand, *(competitors or [])]:
         if name not in known:
             shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-            raise ConfigError(
-                f"brand tags: brand {name!r} is not in products.brand.{did_you_mean(name, known)} "
-                f"Brands: {shown}."
+            raise MissingInputError(
+                f"brand {name!r} in products.brand.{did_you_mean(name, known)} Brands: {shown}. "
+                "Set the brand tags' params: {brand: ...} to a brand of this shop."
             )
 
 
@@ -123,7 +123,7 @@ def brand_table(
     check_brands(products, brand, competitors)
     categories = brand_categories(products, brand, category_level)
     if not categories:
-        raise ConfigError(f"brand tags: brand {brand!r} has no product with a {category_level}.")
+        raise MissingInputError(f"a {category_level} for any product of brand {brand!r}")
 
     in_categories = products.filter(products[category_level].isin(categories))
     related = products.filter(products[category_level].isin(categories)).select(
