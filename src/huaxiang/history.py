@@ -92,8 +92,12 @@ class Snapshot:
         return int(pq.read_metadata(self.tags_path).num_rows)
 
     def definition(self, tag: str) -> dict[str, Any]:
-        """What the manifest recorded of ``tag`` (names, type ...); ``{}`` for older manifests."""
-        found: dict[str, Any] = self.manifest.get("definitions", {}).get(tag, {})
+        """What the manifest recorded of ``tag`` (names, type ...); ``{}`` for older manifests.
+
+        Tags a template made (``scene_outing`` ...) are under ``generated``.
+        """
+        recorded = self.manifest.get("definitions", {})
+        found: dict[str, Any] = recorded.get(tag) or self.manifest.get("generated", {}).get(tag, {})
         return found
 
     def tag_type(self, tag: str) -> str:

@@ -314,7 +314,7 @@ def test_skipped_tags_have_reasons(built: tuple[Path, Any]) -> None:
     assert result.skipped == {
         "age": "missing input: column users.age",
         "coupon_orders": "missing input: column orders.coupon_used",
-        "scene_outing": "not implemented yet (scene strength arrives in a later release)",
+        "scene_outing": "missing input: column products.scene_tags",
     }
 
 

@@ -199,6 +199,10 @@ BROKEN_MESSAGES = {
     "Allowed: from, where, window, agg. Did you mean 'window'?",
     "bad_window": "tags/tags.yaml:8: tag monetary_365d: metric.window: window '365 days' is not understood; "
     "write days as 30d or 365d, weeks as 4w, or all for no time limit.",
+    "optional_not_read": "tags/tags.yaml:20 (tag big_spender, optional): 'frequency_365d' is not read by "
+    "the rule; optional lists tags the rule reads (monetary_365d).",
+    "optional_not_rule": "tags/tags.yaml:6: tag monetary_365d: optional: optional applies to rule tags "
+    "(a rule reads NULL for a skipped optional tag); this tag is made by metric.",
     "bins_non_numeric": "tags/tags.yaml:13 (tag gender_band, bins.of): bins need a numeric tag, but 'gender' "
     "has type enum. Bin an integer, number or probability tag.",
 }

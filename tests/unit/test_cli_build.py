@@ -68,8 +68,9 @@ def test_demo_runs_sample_ingest_build_and_summary(tmp_path: Path) -> None:
     out = result.stdout
     for step in ("1. sample shop", "2. ingest", "3. what is there", "4. tags as of 2026-11-01"):
         assert step in out
-    assert "Built 17 tags for 300 users" in out
+    assert "Built 82 tags for 300 users" in out
     assert "生命周期 lifecycle stage" in out and "RFM 分层 RFM class" in out
+    assert "十大靶群 ten target groups" in out and "AIPL 链路 AIPL stage" in out
     assert "│ users 用户             │ 300" in out
     snapshot = tmp_path / "demo" / "snapshots" / "2026-11-01" / "tags.parquet"
     stages = set(pq.read_table(snapshot).column("lifecycle_stage").to_pylist())

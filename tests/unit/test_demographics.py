@@ -186,8 +186,10 @@ def test_age_and_city_tier_chains_per_user(built: Any, user: str) -> None:
 
 def test_every_demographic_tag_is_built(built: Any) -> None:
     _, result, rows = built
-    assert set(result.built) == DEMOGRAPHIC_TAGS
-    assert result.skipped == {}
+    # The fixture has no education, marital status or member level: those three are skipped.
+    absent = {"education", "marital_status", "member_level"}
+    assert set(result.built) == DEMOGRAPHIC_TAGS - absent
+    assert result.skipped == {tag: f"missing input: column users.{tag}" for tag in absent}
     assert len(rows) == len(USERS)
 
 
@@ -199,9 +201,8 @@ def test_profile_columns_pass_through_with_invalid_values_dropped(built: Any) ->
     assert rows["r1"]["has_grade_stage"] is True
     assert rows["b1"]["has_grade_stage"] is False  # blank text is no stage
     assert rows["m1"]["has_grade_stage"] is False
-    # columns the data lacks are null, not skipped
-    assert {rows[user]["education"] for user in rows} == {None}
-    assert {rows[user]["member_level"] for user in rows} == {None}
+    # a profile column the data lacks is a skipped tag, not a column of nulls
+    assert "education" not in rows["r1"] and "member_level" not in rows["r1"]
 
 
 def test_manifest_records_the_mode_band_and_users_per_source(built: Any) -> None:
@@ -267,30 +268,50 @@ def test_jdata_like_bands_without_city_build(tmp_path: Path) -> None:
     result = workspace.build(AS_OF)
     rows = rows_by_user(result.path)
 
-    assert result.skipped == {}
+    # Bands only, no city: the city tags and the profile columns JData lacks are skipped, and the
+    # groups are built without them (read as NULL), which leaves only bands to decide.
+    no_city = ("missing inputs: none of orders.ship_city, orders.ship_city_tier, users.city, "
+               "users.city_tier, users.real_name_city holds data")
+    assert result.skipped == {
+        "city_tier": no_city, "city_tier_imputed": no_city, "city_tier_source": no_city,
+        "marital_status": "missing input: column users.marital_status",
+        "education": "missing input: column users.education",
+        "child_probability": "missing input: column users.child_probability",
+        "has_grade_stage": "missing input: column users.grade_stage",
+    }
+    partial = {entry["tag"]: entry["without"] for entry in result.manifest["partial"]}
+    assert partial["target_group_10"] == ["child_probability", "city_tier", "has_grade_stage"]
     assert [rows[u]["age_band"] for u in ("j1", "j2", "j3", "j4", "j5")] == [
         "56+", "16-25", "16-25", "16-25", "26-35"
     ]
     assert [rows[u]["age_source"] for u in ("j1", "j4")] == ["declared_band", "mode_band"]
     assert [rows[u]["age_imputed"] for u in ("j1", "j4")] == [False, True]
     assert {row["age"] for row in rows.values()} == {None}
-    assert {row["city_tier"] for row in rows.values()} == {None}
-    assert {row["city_tier_source"] for row in rows.values()} == {None}
+    assert "city_tier" not in rows["j1"]
     assert rows["j1"]["target_group_10"] == "银发一族"
     assert {rows[u]["target_group_10"] for u in ("j2", "j3", "j4", "j5")} == {"未识别"}
     assert rows["j1"]["member_level"] == 5
     assert result.manifest["models"]["demographics.city_tier_imputation"][0]["users_missing"] == 5
+    # Without any age or city column (Online Retail), the groups are skipped and say why.
+    bare = write_workspace(tmp_path / "bare", {"users": JDATA_USERS.drop_columns(["age_band"]),
+                                               "orders": JDATA_ORDERS}, JDATA_TAGS).build(AS_OF)
+    assert bare.skipped["target_group_10"].startswith("missing inputs: none of orders.ship_city, ")
+    assert bare.skipped["finance_group_14"] == "depends on skipped tag age_band"
 
 
-def test_jdata_like_without_orders_builds_demographics_and_skips_the_groups(tmp_path: Path) -> None:
+def test_jdata_like_without_orders_builds_the_groups_from_bands_alone(tmp_path: Path) -> None:
     workspace = write_workspace(tmp_path / "jdata", {"users": JDATA_USERS}, JDATA_TAGS)
     result = workspace.build(AS_OF)
 
-    assert DEMOGRAPHIC_TAGS <= set(result.built)
-    assert result.skipped["monetary_365d"] == (
-        "missing input: table orders"
-    )
-    assert result.skipped["target_group_10"] == "depends on skipped tag frequency_365d, monetary_365d"
+    assert {"age", "age_band", "age_imputed", "age_source", "gender", "member_level"} <= set(result.built)
+    assert result.skipped["monetary_365d"] == "missing input: table orders"
+    # Spend and orders are optional to the ten groups: built from the bands alone.
+    rows = rows_by_user(result.path)
+    assert rows["j1"]["target_group_10"] == "银发一族"
+    partial = {entry["tag"]: entry["without"] for entry in result.manifest["partial"]}
+    assert partial["target_group_10"] == [
+        "child_probability", "city_tier", "frequency_365d", "has_grade_stage", "monetary_365d"
+    ]
 
 
 # ---------------------------------------------------------------------------- pieces and errors

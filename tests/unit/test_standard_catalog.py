@@ -24,26 +24,63 @@ from huaxiang.workspace import Workspace, install_standard_catalog
 AS_OF = dt.date(2026, 11, 1)
 Built = tuple[Workspace, BuildResult, dict[str, dict[str, Any]]]
 """The sample workspace, its build and the snapshot rows by user id."""
-FILES = {"rfm.yaml", "lifecycle.yaml", "value.yaml", "purchasing_power.yaml"}
-STANDARD_TAGS = {
-    "recency_days",
-    "frequency_365d",
-    "monetary_365d",
-    "aov_365d",
-    "rfm_r_score",
-    "rfm_f_score",
-    "rfm_m_score",
-    "rfm_score",
-    "rfm_class",
-    "rfm_cell",
-    "rfm_playbook",
-    "lifecycle_stage",
-    "value_layer",
-    "value_layer_name",
-    "value_layer_strategy",
-    "purchasing_power_band",
-    "purchasing_power_level",
+STANDARD_FILES: dict[str, list[str]] = {
+    "rfm.yaml": [
+        "recency_days", "frequency_365d", "monetary_365d", "aov_365d", "rfm_r_score", "rfm_f_score",
+        "rfm_m_score", "rfm_score", "rfm_class", "rfm_cell", "rfm_playbook",
+    ],
+    "lifecycle.yaml": [
+        "lifecycle_stage",
+    ],
+    "value.yaml": [
+        "value_layer", "value_layer_name", "value_layer_strategy",
+    ],
+    "purchasing_power.yaml": [
+        "purchasing_power_band", "purchasing_power_level",
+    ],
+    "demographics.yaml": [
+        "age", "age_band", "age_imputed", "age_source", "city_tier", "city_tier_imputed",
+        "city_tier_source", "gender", "marital_status", "education", "member_level", "child_probability",
+        "has_grade_stage",
+    ],
+    "groups.yaml": [
+        "target_group_10", "finance_group_14", "circle_group", "circle_benefit",
+    ],
+    "aipl.yaml": [
+        "aipl_stage",
+    ],
+    "scenes.yaml": [
+        "scene_strength",
+    ],
+    "brand.yaml": [
+        "brand_bluemoon_core", "brand_bluemoon_intent", "brand_bluemoon_competitor",
+        "brand_bluemoon_potential",
+    ],
+    "actions.yaml": [
+        "fav_bluemoon_detergent_30d", "viewed_dyson_hair_dryer_30d", "fav_dyson_hair_dryer_30d",
+        "viewed_and_faved_dyson_hair_dryer_30d", "carted_7d", "purchased_7d", "cart_abandoner_7d",
+        "frequent_viewer_7d",
+    ],
+    "categories.yaml": [
+        "cross_category_count", "single_category", "pet_share", "pet_tgi", "baby_share", "baby_tgi",
+        "local_life_share", "local_life_tgi", "value_share", "value_tgi", "premium_share", "premium_tgi",
+        "pet_every_quarter", "health_every_quarter", "health_pet_every_quarter", "browse_not_buy_category",
+        "browse_not_buy_top_category",
+    ],
+    "promo_style.yaml": [
+        "promo_order_share", "promo_sensitive", "coupon_order_share", "style_promo_driven",
+        "style_quality_driven", "style_value_for_money",
+    ],
+    "traits.yaml": [
+        "trait_impulsive", "trait_price_comparer", "trait_hesitant", "trait_shopaholic",
+    ],
 }
+"""The standard files and their tags, with the ids other tools rely on (issue 3)."""
+FILES = set(STANDARD_FILES)
+STANDARD_TAGS = {tag for tags in STANDARD_FILES.values() for tag in tags}
+#: Tags the scene template makes on the sample shop (its products carry four scenes).
+SCENE_TAGS = {f"scene_{name}{suffix}" for name in ("outing", "new_mother", "digital_geek", "home_cooking")
+              for suffix in ("", "_score")}
 
 
 def packaged_tags() -> Path:
@@ -63,6 +100,23 @@ def test_packaged_catalog_loads_with_every_standard_tag_described() -> None:
     assert catalog["value_layer"].type == "integer"
     assert catalog["rfm_class"].model is not None and catalog["rfm_class"].model.name == "rfm"
     assert catalog["value_layer"].model is not None and catalog["value_layer"].model.name == "value_grid"
+
+
+def test_each_file_holds_its_tags_in_order() -> None:
+    catalog = load_catalog(packaged_tags())
+    by_file: dict[str, list[str]] = {}
+    for tag_id in catalog.tags:  # definition order
+        by_file.setdefault(catalog.locations[tag_id].file.removeprefix("tags/"), []).append(tag_id)
+    assert by_file == STANDARD_FILES
+
+
+def test_docs_list_every_standard_file_and_tag() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "tags.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## The standard catalog"):]
+    for name, tags in STANDARD_FILES.items():
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
+        listed = row.split(" | ")[1]
+        assert [tag for tag in tags if f"`{tag}`" in listed] == tags, name
 
 
 def test_init_installs_the_standard_catalog_and_keeps_existing_files(tmp_path: Path) -> None:
@@ -113,7 +167,11 @@ def orders_sql(workspace: Workspace, window: bool) -> str:
 def test_every_standard_tag_is_built_on_the_sample_shop(built: Built) -> None:
     _, result, rows = built
     assert result.skipped == {}
-    assert set(result.built) == STANDARD_TAGS
+    assert set(result.built) == STANDARD_TAGS - {"scene_strength"} | SCENE_TAGS
+    generated = result.manifest["generated"]
+    assert set(generated) == SCENE_TAGS
+    assert generated["scene_outing"]["type"] == "boolean"
+    assert generated["scene_outing_score"]["type"] == "probability"
     assert len(rows) == result.rows > 1000
 
 
@@ -189,7 +247,8 @@ def test_purchasing_power_level_splits_buyers_in_terciles(
 def test_built_enum_values_are_among_the_declared_values(built: Built) -> None:
     workspace, result, rows = built
     catalog = workspace.catalog()
-    declared = {tag_id: catalog[tag_id].values for tag_id in result.built if catalog[tag_id].values}
+    made = [tag_id for tag_id in result.built if tag_id in catalog.tags]  # not the scene template's
+    declared = {tag_id: catalog[tag_id].values for tag_id in made if catalog[tag_id].values}
     assert {"rfm_class", "rfm_playbook", "lifecycle_stage", "purchasing_power_level"} <= set(declared)
     for tag_id, values in declared.items():
         allowed = {v.value for v in values or []}

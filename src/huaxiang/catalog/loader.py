@@ -364,6 +364,15 @@ def _check_references(
     for rule in (found.expr, *found.cases):  # a metric's where reads columns, not tags
         if rule is not None:
             references |= rule.references
+    for index, tag_id in enumerate(tag.optional):
+        if tag_id not in references:
+            read = ", ".join(sorted(references)) or "no tag"
+            problems.append(
+                f"{raw.where(('optional', index))} (tag {tag.id}, optional): '{tag_id}' is not read by "
+                f"the rule; optional lists tags the rule reads ({read}).{did_you_mean(tag_id, references)}"
+            )
+    if len(problems) > before:
+        return None
     return found, frozenset(references)
 
 

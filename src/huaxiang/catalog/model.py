@@ -99,6 +99,10 @@ class TagDef(Strict):
     owner: str | None = None
     description: str | None = None
     inputs: list[str] = Field(default_factory=list)
+    inputs_any: list[str] = Field(default_factory=list)
+    """Canonical columns of which at least one must hold data, or the tag is skipped."""
+    optional: list[str] = Field(default_factory=list)
+    """Tags a rule reads that may be skipped: the rule then reads NULL in their place."""
     refresh: Literal["daily", "weekly", "monthly", "manual"] = "daily"
 
     metric: MetricSpec | None = None
@@ -130,7 +134,7 @@ class TagDef(Strict):
             )
         return value
 
-    @field_validator("inputs")
+    @field_validator("inputs", "inputs_any")
     @classmethod
     def _canonical_inputs(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -176,6 +180,12 @@ class TagDef(Strict):
                 'a scene template (name: "*") has type boolean and a threshold: it makes scene_<slug> '
                 "(boolean) and scene_<slug>_score (probability) for every scene in the data",
                 ("type",),
+            )
+        if self.optional and self.rule is None:
+            raise FieldError(
+                f"optional applies to rule tags (a rule reads NULL for a skipped optional tag); "
+                f"this tag is made by {maker}",
+                ("optional",),
             )
         if self.declared is not None:
             kind = TABLES["users"].column(self.declared.column).kind

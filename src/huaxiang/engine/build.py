@@ -193,8 +193,10 @@ def build(
         "empty_columns": empty_columns,
         "tags": {tag_id: column_stats(result.column(tag_id)) for tag_id in compiled.built},
         "skipped": [{"tag": tag_id, "reason": reason} for tag_id, reason in compiled.skipped.items()],
+        "partial": [{"tag": tag_id, "without": without} for tag_id, without in compiled.partial.items()],
         "models": details,
         "definitions": definitions(catalog),
+        "generated": compiled.generated,
     }
     lifecycle = [rows for name, rows in details.items() if name.startswith("lifecycle") and rows]
     if lifecycle:

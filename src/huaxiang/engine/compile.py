@@ -87,6 +87,8 @@ class Compiled:
     wide: ir.Table
     built: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, list[str]] = field(default_factory=dict)
+    """Rule tags built without some of their ``optional`` tags (skipped, read as NULL)."""
     details: dict[str, ir.Table] = field(default_factory=dict)
     """One-row tables of the model makers, keyed ``maker.detail`` (e.g. ``lifecycle.thresholds``)."""
     generated: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -170,8 +172,11 @@ class _Compiler:
         if tag.id == "user_id":
             return "user_id is the key column of the snapshot; give the tag another id"
         skipped = sorted(self.catalog.dependencies.get(tag.id, frozenset()) & set(self.result.skipped))
-        if skipped:
-            return f"depends on skipped tag {', '.join(skipped)}"
+        required = [tag_id for tag_id in skipped if tag_id not in tag.optional]
+        if required:
+            return f"depends on skipped tag {', '.join(required)}"
+        if tag.inputs_any and all(self.missing([item]) for item in tag.inputs_any):
+            return f"missing inputs: none of {', '.join(sorted(set(tag.inputs_any)))} holds data"
         needs = list(self.catalog.inputs(tag.id))
         if tag.model is not None:
             maker = MODEL_MAKERS.get(tag.model.name)
@@ -287,6 +292,20 @@ class _Compiler:
         return self.tables[table_name], TIME_COLUMNS[table_name]
 
     def rule(self, tag: TagDef) -> None:
+        # Skipped optional tags are read as NULL: a condition on them is unknown, so it never holds.
+        absent = {
+            tag_id: ibis.null(LITERAL_TYPES[self.catalog[tag_id].type])
+            for tag_id in tag.optional
+            if tag_id in self.result.skipped
+        }
+        if absent:
+            self.result.partial[tag.id] = sorted(absent)
+            self.result.wide = self.wide.mutate(**absent)
+        self._rule(tag)
+        if absent:
+            self.result.wide = self.wide.drop(*absent)
+
+    def _rule(self, tag: TagDef) -> None:
         rules = self.catalog.rules[tag.id]
         if rules.expr is not None:
             self.set(tag.id, compile_rule(rules.expr, self.wide))
