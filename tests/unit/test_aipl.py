@@ -10,7 +10,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import ibis
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -225,76 +224,8 @@ def test_a_bad_parameter_names_the_tag_and_its_file(tmp_path: Path) -> None:
         build(workspace(tmp_path / "two", tags=typed), AS_OF)
 
 
-# ---------------------------------------------------------------------------- real and sample data
-
-TAOBAO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "taobao_userbehavior"
-
-
-@pytest.mark.skipif(not TAOBAO.is_dir(), reason=f"the Taobao data is not here: {TAOBAO}")
-def test_taobao_example_builds_aipl_and_action_tags_from_events_only(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[2] / "examples" / "taobao" / "huaxiang.yaml"
-    text = example.read_text(encoding="utf-8")
-    source = (example.parent / "../../../shared/data/taobao_userbehavior/UserBehavior_head_815users.csv")
-    text = text.replace("../../../shared/data/taobao_userbehavior/UserBehavior_head_815users.csv",
-                        str(source.resolve()))
-    root = tmp_path / "taobao"
-    root.mkdir()
-    (root / "huaxiang.yaml").write_text(text, encoding="utf-8")
-    shop = Workspace(root)
-    shop.ingest()
-    (root / "tags").mkdir(exist_ok=True)
-    shutil.copy(TEMPLATES / "aipl.yaml", root / "tags" / "aipl.yaml")
-    (root / "tags" / "taobao_actions.yaml").write_text(
-        """
-- id: carted_category_2520377
-  name_zh: 加购类目2520377
-  name_en: Carted category 2520377
-  category: action
-  type: boolean
-  action: {events: [cart], category: "2520377", window: 30d}
-- id: viewed_3_times_7d
-  name_zh: 7天内浏览至少3次
-  name_en: Viewed at least 3 times in 7 days
-  category: action
-  type: boolean
-  action: {events: [view], window: 7d, min_count: 3}
-""",
-        encoding="utf-8",
-    )
-    as_of = dt.date(2017, 12, 4)
-    result = build(root, as_of)
-    assert result.skipped == {}
-    rows = {r["user_id"]: r for r in pq.read_table(result.path / "tags.parquet").to_pylist()}
-    assert len(rows) == 815
-    events = f"read_parquet('{root / 'data' / 'events.parquet'}')"
-    products = f"read_parquet('{root / 'data' / 'products.parquet'}')"
-    con = duckdb.connect()
-    buy_days = dict(con.execute(
-        f"SELECT user_id, count(DISTINCT CAST(event_time AS DATE)) FROM {events} "
-        "WHERE event_type = 'purchase' AND event_time < TIMESTAMP '2017-12-04' GROUP BY user_id"
-    ).fetchall())
-    interest = dict(con.execute(
-        f"SELECT user_id, count(*) FILTER (WHERE event_type IN ('favorite', 'cart', 'search')) > 0 "
-        f"OR count(*) FILTER (WHERE event_type = 'view') >= 2 FROM {events} "
-        "WHERE event_time < TIMESTAMP '2017-12-04' GROUP BY user_id"
-    ).fetchall())
-    for user, row in rows.items():
-        days = buy_days.get(user, 0)
-        # Every user in the file acted within the 30 days: nobody is NULL.
-        expected = ("loyalty" if days >= 2 else "purchase" if days == 1
-                    else "interest" if interest[user] else "awareness")
-        assert row["aipl_stage"] == expected, user
-    assert {"interest", "purchase", "loyalty"} <= {row["aipl_stage"] for row in rows.values()}
-    carted = {u for (u,) in con.execute(
-        f"SELECT DISTINCT e.user_id FROM {events} e JOIN {products} p USING (product_id) "
-        "WHERE e.event_type = 'cart' AND p.category_l1 = '2520377' AND e.event_time < TIMESTAMP '2017-12-04'"
-    ).fetchall()}
-    assert carted and {u for u, r in rows.items() if r["carted_category_2520377"]} == carted
-    viewers = {u for (u,) in con.execute(
-        f"SELECT user_id FROM {events} WHERE event_type = 'view' AND event_time >= TIMESTAMP '2017-11-27' "
-        "AND event_time < TIMESTAMP '2017-12-04' GROUP BY user_id HAVING count(*) >= 3"
-    ).fetchall()}
-    assert {u for u, r in rows.items() if r["viewed_3_times_7d"]} == viewers
+# ---------------------------------------------------------------------------- sample data
+# (The Taobao example is built in tests/integration/test_example_builds.py.)
 
 
 @pytest.fixture(scope="module")
