@@ -342,7 +342,9 @@ def test_manifest(built: tuple[Path, Any]) -> None:
     assert thresholds["churn_threshold_days"] == 60
     assert thresholds["churn_source"] == "configured"
     assert thresholds["purchase_interval_days"] == 50.0  # u1: 2026-05-01 -> 2026-06-20
-    assert set(manifest["timings"]) >= {"compute_s", "collect_s", "total_s"}
+    assert "timings" not in manifest and "built_at" not in manifest  # they are in build.json
+    run = json.loads((result.path / "build.json").read_text(encoding="utf-8"))
+    assert set(run["timings"]) >= {"compute_s", "collect_s", "total_s"} and run == result.run
 
 
 def test_absent_events_skip_action_tags_and_dependents(tmp_path: Path) -> None:

@@ -44,6 +44,13 @@ class BuildResult:
     built: list[str]
     skipped: dict[str, str]
     manifest: dict[str, Any] = field(repr=False)
+    run: dict[str, Any] = field(default_factory=dict, repr=False)
+    """``built_at`` and ``timings`` (seconds per step), also written to ``build.json``."""
+
+    @property
+    def timings(self) -> dict[str, float]:
+        found: dict[str, float] = self.run.get("timings", {})
+        return found
 
 
 def connect(config: WorkspaceConfig | None, root: Path) -> Any:
@@ -188,7 +195,6 @@ def build(
         "as_of": as_of.isoformat(),
         "catalog_hash": catalog.hash,
         "engine": ENGINE,
-        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": {"users": result.num_rows, "tables": row_counts},
         "empty_columns": empty_columns,
         "tags": {tag_id: column_stats(result.column(tag_id)) for tag_id in compiled.built},
@@ -203,8 +209,8 @@ def build(
         manifest["lifecycle_thresholds"] = lifecycle[0][0]
     target = snapshot_path(root, as_of)
     timings["total_s"] = round(time.perf_counter() - started, 4)
-    manifest["timings"] = timings
-    write_snapshot(target, result, manifest)
+    run = {"built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "timings": timings}
+    write_snapshot(target, result, manifest, run)
     return BuildResult(
         as_of=as_of,
         path=target,
@@ -212,4 +218,5 @@ def build(
         built=list(compiled.built),
         skipped=dict(compiled.skipped),
         manifest=manifest,
+        run=run,
     )

@@ -8,14 +8,20 @@ previous snapshot in place. Rebuilding a date replaces its snapshot.
 ``tags.parquet``: ``user_id`` and one column per built tag (build order), one
 row per user, ordered by ``user_id``; the same data and catalog give the same file.
 
-``manifest.json``: ``as_of``, ``catalog_hash``, ``engine``, ``built_at``,
+``manifest.json``: ``as_of``, ``catalog_hash``, ``engine``,
 ``rows`` (``users`` in the snapshot; ``tables``: rows of each canonical table
 before ``as_of``), ``tags`` (per built tag: type, coverage = non-null share, and
 :func:`column_stats`), ``skipped`` (tag and reason), ``models`` (one-row details
 of the model makers, e.g. ``lifecycle.thresholds``), ``lifecycle_thresholds``
 (when a lifecycle tag was built), ``definitions`` (every catalog tag, built or
 skipped: definition ``hash``, ``type``, ``category``, names, the tags it
-``reads`` and its canonical ``inputs``) and ``timings`` in seconds.
+``reads`` and its canonical ``inputs``), ``generated`` (the same for tags a template
+made), ``partial`` (rule tags built without some optional tags) and ``empty_columns``
+(canonical columns without any value, treated as absent). The same data and catalog
+give the same manifest, byte for byte.
+
+``build.json``: what differs between two builds of the same snapshot: ``built_at``
+and ``timings`` (seconds per step).
 
 Test hook (for tests only, never set it in production): when the environment
 variable ``HUAXIANG_TEST_PAUSE_BEFORE_PUBLISH`` names a file, :func:`write_snapshot`
@@ -45,6 +51,7 @@ from huaxiang.storage import publishing
 SNAPSHOTS_DIR = "snapshots"
 TAGS_FILE = "tags.parquet"
 MANIFEST_FILE = "manifest.json"
+RUN_FILE = "build.json"
 #: Test-only hook: the file to create before pausing instead of publishing (see the module doc).
 PAUSE_ENV = "HUAXIANG_TEST_PAUSE_BEFORE_PUBLISH"
 #: How many of the most frequent values the manifest lists for enum and boolean tags.
@@ -56,12 +63,16 @@ def snapshot_path(workspace_dir: Path, as_of: dt.date) -> Path:
     return Path(workspace_dir) / SNAPSHOTS_DIR / as_of.isoformat()
 
 
-def write_snapshot(target: Path, tags: pa.Table, manifest: dict[str, Any]) -> Path:
-    """Write ``tags.parquet`` and ``manifest.json`` and publish them atomically at ``target``."""
+def write_snapshot(
+    target: Path, tags: pa.Table, manifest: dict[str, Any], run: dict[str, Any] | None = None
+) -> Path:
+    """Write ``tags.parquet``, ``manifest.json`` and ``build.json``; publish them atomically at ``target``."""
     with publishing(target) as folder:
         pq.write_table(tags, folder / TAGS_FILE)
-        text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False)
-        (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+        for name, content in ((MANIFEST_FILE, manifest), (RUN_FILE, run)):
+            if content is not None:
+                text = json.dumps(content, ensure_ascii=False, indent=2, sort_keys=False)
+                (folder / name).write_text(text + "\n", encoding="utf-8")
         _pause_for_tests()
     return target
 
