@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from huaxiang import __version__
+from huaxiang.audience.cli import audience_app
 from huaxiang.catalog import CATEGORY_LABELS_ZH, Category
 from huaxiang.errors import CatalogError, HuaxiangError, StrictIngestError, did_you_mean
 from huaxiang.io.ingest import IngestReport
@@ -168,6 +169,9 @@ def build_command(
         for tag_id, reason in result.skipped.items():
             grid.add_row(tag_id, reason)
         out.print(grid)
+    for name, reason in result.audiences.items():
+        err.print(f"[yellow]人群 audience {name!r} has no size in this snapshot:[/] {reason}",
+                  highlight=False)
 
 
 @app.command()
@@ -209,6 +213,8 @@ def demo(
         highlight=False,
     )
 
+
+app.add_typer(audience_app, name="audience")
 
 tags_app = typer.Typer(help="The tag catalog (标签目录): list, show and plan tags.", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")

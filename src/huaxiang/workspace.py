@@ -157,9 +157,14 @@ class Workspace:
 
     def build(self, as_of: dt.date) -> BuildResult:
         """Build the tags as of ``as_of`` into ``snapshots/YYYY-MM-DD`` (:func:`huaxiang.engine.build`)."""
+        from huaxiang.audience import refresh_sizes
         from huaxiang.engine import build
 
-        return build(self.path, as_of, catalog=self.catalog())
+        result = build(self.path, as_of, catalog=self.catalog())
+        # Saved audiences record their size in the new snapshot; one that no longer fits
+        # (it reads a tag this build skipped) is listed in the result, not an error.
+        result.audiences.update(refresh_sizes(self.path, as_of).problems)
+        return result
 
     def snapshots(self) -> list[Snapshot]:
         """The published snapshots, oldest first (:func:`huaxiang.history.list_snapshots`)."""

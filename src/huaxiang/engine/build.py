@@ -22,6 +22,8 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from huaxiang.audience.build import build_index_from_table
+from huaxiang.audience.index import INDEX_DIR
 from huaxiang.catalog import Catalog, load_catalog
 from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
 from huaxiang.engine.compile import compile_catalog, cut_tables
@@ -46,6 +48,8 @@ class BuildResult:
     manifest: dict[str, Any] = field(repr=False)
     run: dict[str, Any] = field(default_factory=dict, repr=False)
     """``built_at`` and ``timings`` (seconds per step), also written to ``build.json``."""
+    audiences: dict[str, str] = field(default_factory=dict)
+    """Saved audiences that could not be evaluated on this snapshot, with the reason."""
 
     @property
     def timings(self) -> dict[str, float]:
@@ -208,9 +212,23 @@ def build(
     if lifecycle:
         manifest["lifecycle_thresholds"] = lifecycle[0][0]
     target = snapshot_path(root, as_of)
-    timings["total_s"] = round(time.perf_counter() - started, 4)
-    run = {"built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "timings": timings}
-    write_snapshot(target, result, manifest, run)
+    run: dict[str, Any] = {"timings": timings}
+
+    def index(folder: Path) -> None:
+        """The audience index, inside the unpublished snapshot (published with it or not at all)."""
+        lap("write_s")
+        build_index_from_table(
+            result,
+            folder / INDEX_DIR,
+            catalog=catalog,
+            definitions={**manifest["generated"], **manifest["definitions"]},
+            as_of=as_of.isoformat(),
+        )
+        lap("index_s")
+        timings["total_s"] = round(time.perf_counter() - started, 4)
+        run["built_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+    write_snapshot(target, result, manifest, run, also=index)
     return BuildResult(
         as_of=as_of,
         path=target,

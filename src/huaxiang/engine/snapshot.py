@@ -20,6 +20,9 @@ made), ``partial`` (rule tags built without some optional tags) and ``empty_colu
 (canonical columns without any value, treated as absent). The same data and catalog
 give the same manifest, byte for byte.
 
+``index/``: the audience bitmap index (:mod:`huaxiang.audience`), built from the
+same table in the same atomic step.
+
 ``build.json``: what differs between two builds of the same snapshot: ``built_at``
 and ``timings`` (seconds per step).
 
@@ -38,6 +41,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,11 +68,22 @@ def snapshot_path(workspace_dir: Path, as_of: dt.date) -> Path:
 
 
 def write_snapshot(
-    target: Path, tags: pa.Table, manifest: dict[str, Any], run: dict[str, Any] | None = None
+    target: Path,
+    tags: pa.Table,
+    manifest: dict[str, Any],
+    run: dict[str, Any] | None = None,
+    *,
+    also: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write ``tags.parquet``, ``manifest.json`` and ``build.json``; publish them atomically at ``target``."""
+    """Write ``tags.parquet``, ``manifest.json`` and ``build.json``; publish them atomically at ``target``.
+
+    ``also`` writes more into the unpublished folder first (the audience index), so it
+    is published in the same step or not at all.
+    """
     with publishing(target) as folder:
         pq.write_table(tags, folder / TAGS_FILE)
+        if also is not None:
+            also(folder)
         for name, content in ((MANIFEST_FILE, manifest), (RUN_FILE, run)):
             if content is not None:
                 text = json.dumps(content, ensure_ascii=False, indent=2, sort_keys=False)
