@@ -442,3 +442,20 @@ def test_a_build_needs_users(tmp_path: Path) -> None:
     (root / "data" / "users.parquet").unlink()
     with pytest.raises(ConfigError, match="no users table"):
         build(root, AS_OF)
+
+
+def test_empty_columns_from_parquet_statistics_agree_with_a_scan(tmp_path: Path) -> None:
+    import ibis
+
+    from huaxiang.engine.build import drop_empty_columns, read_tables
+
+    data = tmp_path / "data"
+    data.mkdir()
+    users = pa.table({"user_id": ["a", "b"], "age": pa.array([None, None], pa.int64()),
+                      "city": ["北京", None], "tags": pa.array([None, ["x"]], pa.list_(pa.string()))})
+    pq.write_table(users, data / "users.parquet", row_group_size=1)
+    con = ibis.duckdb.connect()
+    tables = read_tables(con, data)
+    from_statistics = drop_empty_columns(con, tables, data)[1]
+    from_scan = drop_empty_columns(con, tables)[1]
+    assert from_statistics == from_scan == {"users": ["age"]}

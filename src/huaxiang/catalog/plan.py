@@ -122,7 +122,7 @@ def predicted_skips(workspace_dir: str | Path, catalog: Catalog, as_of: dt.date)
     config = load_config(root) if (root / CONFIG_FILE).is_file() else None
     con = connect(config, root)
     try:
-        present, _ = drop_empty_columns(con, read_tables(con, root / "data"))
+        present, _ = drop_empty_columns(con, read_tables(con, root / "data"), root / "data")
         compiled = compile_catalog(
             catalog, cut_tables(present, as_of), as_of, settings=BuildSettings.from_config(config)
         )

@@ -21,6 +21,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from huaxiang.audience.build import build_index_from_table
 from huaxiang.audience.index import INDEX_DIR
@@ -80,27 +81,52 @@ def read_tables(con: Any, data_dir: Path) -> dict[str, ir.Table]:
 
 
 def drop_empty_columns(
-    con: Any, tables: dict[str, ir.Table]
+    con: Any, tables: dict[str, ir.Table], data_dir: Path | None = None
 ) -> tuple[dict[str, ir.Table], dict[str, list[str]]]:
     """The tables without their entirely-null columns, and those columns by table.
 
     Ingestion writes every canonical column, null where the source has none; a
     column with no value is as good as absent, and tags reading it are skipped.
-    Key columns are kept.
+    Key columns are kept. With ``data_dir``, the Parquet files' statistics answer
+    for the flat columns (no scan); other columns are counted by the engine.
     """
     kept: dict[str, ir.Table] = {}
     empty: dict[str, list[str]] = {}
     for name, table in tables.items():
         keys = set(TABLES[name].key) if name in TABLES else set()
-        counts = table.aggregate(**{column: table[column].count() for column in table.columns})
-        row = con.to_pyarrow(counts).to_pylist()[0]
-        missing = [column for column in table.columns if row[column] == 0 and column not in keys]
+        known = _null_only_columns(data_dir / f"{name}.parquet") if data_dir is not None else {}
+        unknown = [column for column in table.columns if column not in known]
+        if unknown:
+            counts = table.aggregate(**{column: table[column].count() for column in unknown})
+            row = con.to_pyarrow(counts).to_pylist()[0]
+            known.update({column: row[column] == 0 for column in unknown})
+        missing = [column for column in table.columns if known[column] and column not in keys]
         if len(missing) == len(table.columns):
             missing = []  # an empty table: keep its shape, the tags will be empty
         kept[name] = table.drop(*missing) if missing else table
         if missing:
             empty[name] = missing
     return kept, empty
+
+
+def _null_only_columns(path: Path) -> dict[str, bool]:
+    """Flat columns of a Parquet file whose statistics say whether every value is null."""
+    metadata = pq.ParquetFile(path).metadata
+    if metadata.num_rows == 0:
+        return {}
+    nulls: dict[str, int] = {}
+    unusable: set[str] = set()
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            name = column.path_in_schema
+            statistics = column.statistics
+            if "." in name or statistics is None or not statistics.has_null_count:
+                unusable.add(name)
+                continue
+            nulls[name] = nulls.get(name, 0) + statistics.null_count
+    return {name: count == metadata.num_rows for name, count in nulls.items() if name not in unusable}
 
 
 def definitions(catalog: Catalog) -> dict[str, dict[str, Any]]:
@@ -172,7 +198,7 @@ def build(
     lap("load_catalog_s")
     con = connect(config, root)
     try:
-        present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"))
+        present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"), root / "data")
         tables = cut_tables(present, as_of)
         lap("read_s")
         steps = itertools.count()
