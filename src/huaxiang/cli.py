@@ -202,10 +202,12 @@ def demo(
         _print_distribution(result.path, "target_group_10", "十大靶群 ten target groups")
         _print_distribution(result.path, "aipl_stage", "AIPL 链路 AIPL stage")
     out.print(
-        "\n[bold]Audiences, the service and the console arrive with the next releases.[/]\n"
+        "\n[bold]The service and the console arrive with the next releases.[/]\n"
         "Next, try (after 'source .venv/bin/activate' when installed by make):\n"
         f"  huaxiang tags list -w {directory}              the tag catalog\n"
         f"  huaxiang profile U00000001 -w {directory}      every tag of one user\n"
+        f"  huaxiang audience estimate -w {directory} \"city_tier IN (3, 4) AND scene_outing\"\n"
+        "      the size of an audience\n"
         f"  huaxiang bins suggest monetary_365d -w {directory} --positive   cut points from the data\n"
         f"  huaxiang validate -w {directory}               every check, with example rejects\n"
         "  huaxiang ingest -w examples/online_retail   the real Online Retail II data set\n"
