@@ -141,6 +141,8 @@ class _Compiler:
         self.result = Compiled(wide=tables["users"].select("user_id"))
         self.models: dict[str, ModelOutput] = {}
         self.missing_inputs: dict[str, MissingInputError] = {}
+        self.attached: set[str] = set()
+        """Model tags whose column was joined with an earlier tag of the same maker call."""
 
     @property
     def wide(self) -> ir.Table:
@@ -164,6 +166,8 @@ class _Compiler:
             self.result.built.append(tag_id)
             if self.materialise is not None and len(self.result.built) % CHECKPOINT_EVERY == 0:
                 self.result.wide = self.materialise(self.wide)
+        # Columns joined ahead for tags later skipped are dropped; the rest is in build order.
+        self.result.wide = self.wide.select("user_id", *self.result.built)
         return self.result
 
     # ------------------------------------------------------------------ skipping
@@ -461,6 +465,29 @@ class _Compiler:
             prefix = spec.name if not params else key
             for detail, table in output.details.items():
                 self.result.details[f"{prefix}.{detail}"] = table
+        if tag.id in self.attached:
+            return  # joined with an earlier tag of the same maker call
+        # Every tag that picks a column of this call is joined now, in one join: a maker's
+        # output feeds many tags (RFM: eleven), and one join per tag is what costs.
+        siblings = [
+            other
+            for other in self.catalog
+            if other.model is not None
+            and call_key(other.model.name, other.model.params) == key
+            and other.id not in self.result.skipped
+            and other.id not in self.result.built
+        ]
+        columns = {other.id: self.model_column(other, output) for other in siblings}
+        self.attached.update(other.id for other in siblings)
+        kept = self.wide.columns
+        per_user = output.table.select("user_id", **columns)
+        self.result.wide = self.wide.left_join(per_user, "user_id").select(*kept, *columns)
+
+    def model_column(self, tag: TagDef, output: ModelOutput) -> str:
+        """The column of ``output`` that ``tag`` picks, checked against the tag's type."""
+        spec = tag.model
+        assert spec is not None
+        origin = f"{self.catalog.locations.get(tag.id, 'tags')} (tag {tag.id})"
         column = str(spec.params.get(COLUMN_PARAM, tag.id))
         if column not in output.table.columns:
             given = ", ".join(c for c in output.table.columns if c != "user_id")
@@ -477,7 +504,7 @@ class _Compiler:
                 f"{origin}: model {spec.name} gives column {column!r} as {dtype}, "
                 f"which does not fit the tag's type {tag.type}."
             )
-        self.attach(tag.id, output.table.select("user_id", **{VALUE: column}))
+        return column
 
 
 # ---------------------------------------------------------------------------- scene templates
