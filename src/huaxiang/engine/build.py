@@ -60,6 +60,7 @@ class BuildResult:
 
 def connect(config: WorkspaceConfig | None, root: Path) -> Any:
     """An in-process DuckDB with the workspace's ``engine`` settings; spills to ``.huaxiang/spill``."""
+    (root / ".huaxiang").mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last level
     options: dict[str, Any] = {"temp_directory": str(root / ".huaxiang" / "spill")}
     if config is not None and config.engine.threads:
         options["threads"] = config.engine.threads
