@@ -33,10 +33,18 @@ lint: $(STAMP) ## Only ruff and mypy
 bench-sample: $(STAMP) ## Benchmark the sample generator at 1M users (minutes)
 	$(BIN)/python bench/bench_sample.py --users 1000000 --out /tmp/huaxiang-bench-sample
 
+bench-build: $(STAMP) ## Benchmark the tag engine at 1M users vs hand-written SQL and pymc-marketing (~15 min)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/bench_build.py --users 1000000 --out /tmp/huaxiang-bench-build --memory-limit 6GB
+
+bench-audience: $(STAMP) ## Benchmark audiences on 10M synthetic users; SNAPSHOT=WS/snapshots/DATE adds a built shop
+	$(BIN)/python bench/bench_audience.py --users 10000000 --out /tmp/huaxiang-bench-audience --duckdb-table
+	$(if $(SNAPSHOT),$(BIN)/python bench/bench_audience.py --snapshot $(SNAPSHOT) --out /tmp/huaxiang-bench-audience --duckdb-table)
+
 docs-schema: $(STAMP) ## Regenerate docs/data-model.md from the schema
 	$(BIN)/huaxiang schema --markdown > docs/data-model.md
 
 clean: ## Remove the virtualenv, caches and the demo workspace
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint bench-sample docs-schema clean
+.PHONY: help install demo test lint bench-sample bench-build bench-audience docs-schema clean
