@@ -123,9 +123,14 @@ def traits_table(
     th = thresholds or TraitThresholds()
     end = day_start(as_of)
     purchases = _purchases(orders, items, products, as_of, th.window_days)
-    product_events = events.filter(events.product_id.notnull() & (events.event_time < end)).select(
-        "user_id", "product_id", "event_type", "event_time"
-    )
+    # Only events a judged purchase, a comparison or an intent can reach: the purchase window
+    # plus the longest look-back before an order, or the intent window (two years of events
+    # would otherwise go through the joins).
+    reach = max(th.window_days + max(th.lookback_days, th.compare_days), th.intent_days)
+    start = day_start(as_of - dt.timedelta(days=reach))
+    product_events = events.filter(
+        events.product_id.notnull() & (events.event_time < end) & (events.event_time >= start)
+    ).select("user_id", "product_id", "event_type", "event_time")
 
     # Impulse and time to buy: events on the purchased product before the order.
     seen = product_events.filter(product_events.event_type.isin(SEEN_EVENTS))
