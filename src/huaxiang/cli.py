@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -20,6 +19,7 @@ from rich.table import Table
 from huaxiang import __version__
 from huaxiang.audience.cli import audience_app
 from huaxiang.catalog import CATEGORY_LABELS_ZH, Category
+from huaxiang.cli_common import WorkspaceOption, err, out, parse_date, print_error
 from huaxiang.errors import CatalogError, HuaxiangError, StrictIngestError, did_you_mean
 from huaxiang.io.ingest import IngestReport
 from huaxiang.model import schema
@@ -38,12 +38,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-WorkspaceOption = Annotated[
-    Path, typer.Option("--workspace", "-w", help="The workspace folder (holds huaxiang.yaml).")
-]
 
 
 @contextmanager
@@ -52,9 +46,7 @@ def _friendly_errors() -> Iterator[None]:
     try:
         yield
     except HuaxiangError as exc:
-        # Messages quote user data: print them verbatim (no markup) and unwrapped.
-        err.print("[bold red]error:[/] ", end="", soft_wrap=True)
-        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(1 if isinstance(exc, StrictIngestError) else 2) from None
 
 
@@ -138,20 +130,19 @@ def validate(
     out.print("[green]The configuration is valid.[/]")
 
 
-def _as_of(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-01."
-        ) from None
+
+
+SnapshotDateOption = Annotated[
+    dt.date | None,
+    typer.Option("--as-of", parser=parse_date, metavar="YYYY-MM-DD", help="The snapshot (default: latest)."),
+]
 
 
 @app.command("build")
 def build_command(
     as_of: Annotated[
         dt.date,
-        typer.Option("--as-of", parser=_as_of, metavar="YYYY-MM-DD",
+        typer.Option("--as-of", parser=parse_date, metavar="YYYY-MM-DD",
                      help="Build as of this day: only data strictly before it is used."),
     ],
     workspace: WorkspaceOption = Path("."),
@@ -288,8 +279,10 @@ def tags_plan(
 
 @app.command("diff")
 def diff_command(
-    before: Annotated[dt.date, typer.Argument(parser=_as_of, metavar="DATE1", help="The earlier snapshot.")],
-    after: Annotated[dt.date, typer.Argument(parser=_as_of, metavar="DATE2", help="The later snapshot.")],
+    before: Annotated[
+        dt.date, typer.Argument(parser=parse_date, metavar="DATE1", help="The earlier snapshot.")
+    ],
+    after: Annotated[dt.date, typer.Argument(parser=parse_date, metavar="DATE2", help="The later snapshot.")],
     workspace: WorkspaceOption = Path("."),
     tag: Annotated[
         str | None, typer.Option(help="An enum or boolean tag: show its migration matrix.")
@@ -309,10 +302,7 @@ def diff_command(
 def profile_command(
     user_id: Annotated[str, typer.Argument(help="The user's id, as in users.user_id.")],
     workspace: WorkspaceOption = Path("."),
-    as_of: Annotated[
-        dt.date | None,
-        typer.Option("--as-of", parser=_as_of, metavar="YYYY-MM-DD", help="The snapshot (default: latest)."),
-    ] = None,
+    as_of: SnapshotDateOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
     """Show every tag of one user, grouped by category, imputed values flagged."""
@@ -332,10 +322,7 @@ app.add_typer(bins_app, name="bins")
 def bins_suggest(
     tag: Annotated[str, typer.Argument(help="A numeric tag of the snapshot, e.g. monetary_365d.")],
     workspace: WorkspaceOption = Path("."),
-    as_of: Annotated[
-        dt.date | None,
-        typer.Option("--as-of", parser=_as_of, metavar="YYYY-MM-DD", help="The snapshot (default: latest)."),
-    ] = None,
+    as_of: SnapshotDateOption = None,
     k: Annotated[int, typer.Option("--k", min=2, max=100, help="Bins wanted (at most k-1 edges).")] = 5,
     trait: Annotated[
         str | None,

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from huaxiang.audience.engine import AudienceEngine
+from huaxiang.cli_common import WorkspaceOption, out, parse_date, print_error
 from huaxiang.errors import HuaxiangError
 
 audience_app = typer.Typer(
@@ -30,24 +30,13 @@ audience_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-WorkspaceOption = Annotated[
-    Path, typer.Option("--workspace", "-w", help="The workspace folder (holds huaxiang.yaml).")
-]
 DefinitionArgument = Annotated[
     str, typer.Argument(help="The audience: text form, JSON (starting with '{') or @saved_name.")
 ]
 
 
 def _as_of(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-10-31.") from None
+    return None if value is None else parse_date(value)
 
 
 AsOfOption = Annotated[
@@ -65,8 +54,7 @@ def _engine(workspace: Path, as_of: str | None) -> Iterator[AudienceEngine]:
         engine = AudienceEngine(workspace, _as_of(as_of))
         yield engine
     except HuaxiangError as exc:
-        err.print("[bold red]错误 error:[/] ", end="", soft_wrap=True)
-        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        print_error(exc, "错误 error:")
         raise typer.Exit(2) from None
     finally:
         if engine is not None:
