@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +29,7 @@ from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
 from huaxiang.engine.compile import compile_catalog, cut_tables
 from huaxiang.engine.registry import BuildSettings
 from huaxiang.engine.snapshot import column_stats, jsonable, snapshot_path, write_snapshot
+from huaxiang.io.readers import connect as connect_engine
 from huaxiang.model.schema import TABLES
 
 ENGINE = "duckdb"
@@ -60,15 +60,8 @@ class BuildResult:
 
 def connect(config: WorkspaceConfig | None, root: Path) -> Any:
     """An in-process DuckDB with the workspace's ``engine`` settings; spills to ``.huaxiang/spill``."""
-    (root / ".huaxiang").mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last level
-    options: dict[str, Any] = {"temp_directory": str(root / ".huaxiang" / "spill")}
-    if config is not None and config.engine.threads:
-        options["threads"] = config.engine.threads
-    if config is not None and config.engine.memory_limit:
-        options["memory_limit"] = config.engine.memory_limit
-    con = ibis.duckdb.connect(**options)
-    con.raw_sql("SET enable_progress_bar = false")
-    return con
+    (root / ".huaxiang").mkdir(parents=True, exist_ok=True)
+    return connect_engine(config, root / ".huaxiang" / "spill")
 
 
 def read_tables(con: Any, data_dir: Path) -> dict[str, ir.Table]:

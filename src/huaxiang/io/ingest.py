@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from huaxiang.config import ORDER_LINES, WorkspaceConfig
 from huaxiang.errors import SourceError, StrictIngestError
 from huaxiang.io.coerce import IBIS_TYPES, time_settings
-from huaxiang.io.readers import ROW, read_source
+from huaxiang.io.readers import ROW, connect, read_source
 from huaxiang.io.stage import (
     AFTER_SALE,
     COLUMN,
@@ -141,7 +141,7 @@ def ingest(
     claimed: list[ibis.Table] = []  # order ids loaded by earlier sources (orders / order_lines)
 
     with tempfile.TemporaryDirectory(prefix="huaxiang-ingest-") as scratch:
-        con = _connect(config, Path(scratch))
+        con = connect(config, Path(scratch) / "spill")
         for name, source in config.sources.items():
             say(f"reading {name}")
             raw = read_source(con, name, source, workspace, Path(scratch))
@@ -195,18 +195,6 @@ def ingest(
             report.seconds = round(time.perf_counter() - started, 3)
             (out / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
     return report
-
-
-def _connect(config: WorkspaceConfig, scratch: Path) -> Any:
-    """An in-process DuckDB whose intermediate tables spill to ``scratch`` when memory runs short."""
-    options: dict[str, Any] = {"temp_directory": str(scratch / "spill")}
-    if config.engine.threads:
-        options["threads"] = config.engine.threads
-    if config.engine.memory_limit:
-        options["memory_limit"] = config.engine.memory_limit
-    con = ibis.duckdb.connect(**options)
-    con.raw_sql("SET enable_progress_bar = false")
-    return con
 
 
 def _malformed_rejects(name: str, malformed: list[dict[str, Any]]) -> pa.Table:

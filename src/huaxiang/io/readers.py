@@ -20,7 +20,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from huaxiang.config import SourceConfig
+from huaxiang.config import SourceConfig, WorkspaceConfig
 from huaxiang.errors import SourceError, SourceNotFoundError
 
 ROW = "_row"
@@ -37,6 +37,22 @@ class RawSource:
     columns: list[str]
     rows_read: int
     malformed: list[dict[str, Any]]
+
+
+def connect(config: WorkspaceConfig | None, spill: Path) -> Any:
+    """An in-process DuckDB with the workspace's ``engine`` settings (threads, memory_limit).
+
+    Intermediate tables spill to the folder ``spill`` when memory runs short; its parent
+    must exist (DuckDB creates only the last level). Ingest and build both connect here.
+    """
+    options: dict[str, Any] = {"temp_directory": str(spill)}
+    if config is not None and config.engine.threads:
+        options["threads"] = config.engine.threads
+    if config is not None and config.engine.memory_limit:
+        options["memory_limit"] = config.engine.memory_limit
+    con = ibis.duckdb.connect(**options)
+    con.raw_sql("SET enable_progress_bar = false")
+    return con
 
 
 def read_source(
