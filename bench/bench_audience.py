@@ -40,7 +40,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -49,7 +48,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +58,7 @@ import pyarrow.parquet as pq
 from huaxiang.audience import AudienceEngine, build_index, check, evaluate, parse, to_ibis, venn
 from huaxiang.audience.index import INDEX_DIR, SnapshotIndex
 from huaxiang.audience.synthetic import synthetic_snapshot
+from machine import machine
 
 TARGET_P50_MS = 20.0
 TARGET_SPEEDUP = 20.0
@@ -126,31 +125,6 @@ SHOP_VENN = [
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    versions: dict[str, str | None] = {}
-    for package in ("duckdb", "pyroaring", "ibis-framework", "pyarrow", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "nproc": os.cpu_count(),
-        "mem_total_kb": mem_kb,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        **versions,
-    }
 
 
 def peak_rss_mib() -> float:
@@ -392,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             "max": round(max(loads), 2),
             "end": round(os.getloadavg()[0], 2),
         },
-        "machine": machine(),
+        "machine": machine(("duckdb", "pyroaring", "ibis-framework", "pyarrow", "numpy")),
     }
     con.close()
     ibis_con.disconnect()

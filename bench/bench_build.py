@@ -38,12 +38,10 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import threading
 import time
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +62,7 @@ from huaxiang.segment.rfm import (
     RFM_CLASSES,
 )
 from huaxiang.workspace import install_standard_catalog
+from machine import machine
 
 GIB = 1024**3
 MIB = 1024**2
@@ -364,31 +363,6 @@ def compare_rfm(engine_file: Path, sql_file: Path) -> dict[str, int]:
 # ---------------------------------------------------------------------------- main
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    versions: dict[str, str | None] = {}
-    for package in ("duckdb", "ibis-framework", "pandas", "pymc-marketing"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "nproc": os.cpu_count(),
-        "mem_total_kb": mem_kb,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        **versions,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=20_000, help="sample shop size (without --workspace)")
@@ -531,7 +505,7 @@ def main() -> None:
         "ratios": ratios,
         "targets": TARGETS,
         "met": met,
-        "machine": machine(),
+        "machine": machine(("duckdb", "ibis-framework", "pandas", "pymc-marketing")),
     }
     print(json.dumps(result, ensure_ascii=False))
 

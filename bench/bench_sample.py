@@ -22,20 +22,11 @@ import time
 from pathlib import Path
 
 from huaxiang.datasets.sample import generate_sample
+from machine import cpu_model
 
 TARGET_SECONDS = 300.0
 TARGET_ORDERS_PER_USER = 10
 TARGET_EVENTS_PER_USER = 50
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _peak_rss_mib() -> float:
@@ -83,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "events_per_user": round(summary.events / args.users, 2),
         "machine": {
             "nproc": os.cpu_count(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
         },
     }
