@@ -459,3 +459,31 @@ def test_empty_columns_from_parquet_statistics_agree_with_a_scan(tmp_path: Path)
     from_statistics = drop_empty_columns(con, tables, data)[1]
     from_scan = drop_empty_columns(con, tables)[1]
     assert from_statistics == from_scan == {"users": ["age"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            "{column: rfm_class, window_days: 'a year'}",
+            "parameter window_days takes a whole number, got 'a year'.",
+        ),
+        (
+            "{column: lifecycle_stage, silent_fraction: half}",
+            "parameter silent_fraction takes a number, got 'half'.",
+        ),
+    ],
+)
+def test_a_maker_parameter_of_the_wrong_type_names_the_tag(tmp_path: Path, params: str, message: str) -> None:
+    root = make_workspace(tmp_path)
+    maker = params.split("column: ")[1].split(",")[0]
+    model = "rfm" if maker == "rfm_class" else "lifecycle"
+    (root / "tags" / "bad.yaml").write_text(
+        f"- id: bad_{maker}\n  name_zh: 坏\n  name_en: Bad\n  category: custom\n  type: enum\n"
+        f"  model: {{name: {model}, params: {params}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        build(root, AS_OF)
+    assert str(caught.value) == f"tags/bad.yaml:1 (tag bad_{maker}): {message}"
+    assert not (root / "snapshots" / AS_OF.isoformat()).exists()

@@ -107,6 +107,22 @@ class ModelMaker:
         return passed
 
 
+def int_param(params: Mapping[str, Any], name: str, default: int) -> int:
+    """A whole-number parameter of a maker, or a ConfigError naming it (the build adds the tag and file)."""
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"parameter {name} takes a whole number, got {value!r}.")
+    return value
+
+
+def float_param(params: Mapping[str, Any], name: str, default: float) -> float:
+    """A numeric parameter of a maker, or a ConfigError naming it."""
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"parameter {name} takes a number, got {value!r}.")
+    return float(value)
+
+
 MODEL_MAKERS: dict[str, ModelMaker] = {}
 """Registered model makers by name."""
 
@@ -148,7 +164,7 @@ def rfm(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         context.tables["users"],
         context.tables["orders"],
         context.as_of,
-        window_days=int(params.get("window_days", 365)),
+        window_days=int_param(params, "window_days", 365),
         edges=params.get("edges"),
     )
     return ModelOutput(table)
@@ -167,8 +183,8 @@ def lifecycle(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     churn = params.get("churn_days")
     options: dict[str, Any] = {
         "churn_days": None if churn is None else int(churn),
-        "silent_fraction": float(params.get("silent_fraction", 0.5)),
-        "recent_days": int(params.get("recent_days", 30)),
+        "silent_fraction": float_param(params, "silent_fraction", 0.5),
+        "recent_days": int_param(params, "recent_days", 30),
     }
     orders = context.tables["orders"]
     table = lifecycle_table(context.tables["users"], orders, events, context.as_of, **options)
@@ -206,6 +222,8 @@ __all__ = [
     "ModelMaker",
     "ModelOutput",
     "call_key",
+    "float_param",
+    "int_param",
     "model_maker",
 ]
 _ = _makers

@@ -9,17 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from huaxiang.engine.registry import ModelContext, ModelOutput, model_maker
+from huaxiang.engine.registry import ModelContext, ModelOutput, int_param, model_maker
 from huaxiang.errors import ConfigError
 from huaxiang.segment.aipl import aipl_table
 from huaxiang.segment.brand import brand_table
-
-
-def _int(params: Mapping[str, Any], name: str, default: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"parameter {name} takes a whole number, got {value!r}.")
-    return value
 
 
 @model_maker(
@@ -42,10 +35,10 @@ def aipl(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         context.tables["events"],
         orders,
         context.as_of,
-        window_days=_int(params, "window_days", windows.recent_days),
-        purchase_window_days=_int(params, "purchase_window_days", windows.long_days),
-        loyalty_min_days=_int(params, "loyalty_min_days", 2),
-        interest_min_views=_int(params, "interest_min_views", 2),
+        window_days=int_param(params, "window_days", windows.recent_days),
+        purchase_window_days=int_param(params, "purchase_window_days", windows.long_days),
+        loyalty_min_days=int_param(params, "loyalty_min_days", 2),
+        interest_min_views=int_param(params, "interest_min_views", 2),
     )
     return ModelOutput(table)
 
@@ -103,9 +96,9 @@ def brand(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         context.as_of,
         brand=name,
         competitors=competitors,
-        window_days=_int(params, "window_days", windows.long_days),
-        intent_window_days=_int(params, "intent_window_days", windows.recent_days),
-        core_min_orders=_int(params, "core_min_orders", 2),
+        window_days=int_param(params, "window_days", windows.long_days),
+        intent_window_days=int_param(params, "intent_window_days", windows.recent_days),
+        core_min_orders=int_param(params, "core_min_orders", 2),
         core_share=float(share),
         category_level=str(params.get("category_level", levels[0])),
         related_level=str(params.get("related_level", "category_l1")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from huaxiang.engine.registry import ModelContext, ModelOutput, model_maker
+from huaxiang.engine.registry import ModelContext, ModelOutput, float_param, int_param, model_maker
 from huaxiang.errors import ConfigError
 from huaxiang.segment.purchase import (
     PREFERENCE_GROUPS,
@@ -26,20 +26,6 @@ from huaxiang.segment.traits import TraitThresholds, traits_table
 
 _ORDERS = ("users.user_id", "orders.user_id", "orders.order_time")
 _LINES = (*_ORDERS, "order_items.order_id", "order_items.product_id", "products.product_id")
-
-
-def _int(params: Mapping[str, Any], name: str, default: int, maker: str) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"model {maker}: parameter {name} must be a whole number, got {value!r}.")
-    return value
-
-
-def _float(params: Mapping[str, Any], name: str, default: float, maker: str) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"model {maker}: parameter {name} must be a number, got {value!r}.")
-    return float(value)
 
 
 def _names(
@@ -72,9 +58,9 @@ def categories(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         t["order_items"],
         t["products"],
         context.as_of,
-        window_days=_int(params, "window_days", 365, "categories"),
-        shopaholic_orders=_int(params, "shopaholic_orders", 24, "categories"),
-        shopaholic_categories=_int(params, "shopaholic_categories", 6, "categories"),
+        window_days=int_param(params, "window_days", 365),
+        shopaholic_orders=int_param(params, "shopaholic_orders", 24),
+        shopaholic_categories=int_param(params, "shopaholic_categories", 6),
     )
     return ModelOutput(table)
 
@@ -88,9 +74,9 @@ def promo(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         context.tables["orders"],
         context.as_of,
         calendar,
-        window_days=_int(params, "window_days", 365, "promo"),
-        min_orders=_int(params, "min_orders", 2, "promo"),
-        min_share=_float(params, "min_share", 0.5, "promo"),
+        window_days=int_param(params, "window_days", 365),
+        min_orders=int_param(params, "min_orders", 2),
+        min_share=float_param(params, "min_share", 0.5),
     )
     return ModelOutput(table)
 
@@ -102,7 +88,7 @@ def coupon_use(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         context.tables["users"],
         context.tables["orders"],
         context.as_of,
-        window_days=_int(params, "window_days", 365, "coupon_use"),
+        window_days=int_param(params, "window_days", 365),
     )
     return ModelOutput(table)
 
@@ -125,7 +111,7 @@ def category_preference(context: ModelContext, params: Mapping[str, Any]) -> Mod
         t["order_items"],
         t["products"],
         context.as_of,
-        window_days=_int(params, "window_days", 365, "category_preference"),
+        window_days=int_param(params, "window_days", 365),
         groups=groups,
     )
     return ModelOutput(table)
@@ -145,9 +131,9 @@ def price_tier(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         t["order_items"],
         t["products"],
         context.as_of,
-        window_days=_int(params, "window_days", 365, "price_tier"),
-        value_quantile=_float(params, "value_quantile", 0.25, "price_tier"),
-        premium_quantile=_float(params, "premium_quantile", 0.75, "price_tier"),
+        window_days=int_param(params, "window_days", 365),
+        value_quantile=float_param(params, "value_quantile", 0.25),
+        premium_quantile=float_param(params, "premium_quantile", 0.75),
     )
     return ModelOutput(table)
 
@@ -165,7 +151,7 @@ def price_tier(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
 )
 def browse_not_buy(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     """Users who browse a category a lot and never bought it here (:func:`browse_not_buy_table`)."""
-    level = _int(params, "level", 1, "browse_not_buy")
+    level = int_param(params, "level", 1)
     column = f"category_l{level}"
     products = context.tables["products"]
     if level in (1, 2, 3) and column not in products.columns:
@@ -180,8 +166,8 @@ def browse_not_buy(context: ModelContext, params: Mapping[str, Any]) -> ModelOut
         products,
         t["events"],
         context.as_of,
-        window_days=_int(params, "window_days", 30, "browse_not_buy"),
-        min_views=_int(params, "min_views", 5, "browse_not_buy"),
+        window_days=int_param(params, "window_days", 30),
+        min_views=int_param(params, "min_views", 5),
         level=level,
         categories=_names(params, "categories", None, "browse_not_buy"),
     )
