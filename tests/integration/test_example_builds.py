@@ -14,11 +14,11 @@ import ibis
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from realdata import SHARED_DATA, Ingested
 
 from huaxiang.audience import AudienceEngine, check, evaluate, to_ibis
-from huaxiang.audience.definition import And, Condition, Node, Not, Or
+from huaxiang.audience.definition import Node
+from huaxiang.audience.strategies import audience_trees
 from huaxiang.engine import BuildResult, build
 from huaxiang.workspace import install_standard_catalog
 
@@ -274,42 +274,6 @@ def test_jdata_builds_target_group_10_from_bands(jdata: Ingested, jdata_built: B
 # --------------------------------------------------------------------------- audiences on real data
 
 
-def _trees(engine: AudienceEngine, tags: dict[str, list[object]]) -> st.SearchStrategy[Node]:
-    """Random audience trees over the snapshot's boolean, enum and number tags."""
-    conditions: list[st.SearchStrategy[Node]] = []
-    for name, values in tags.items():
-        spec = engine.index.specs[name]
-        nulls = st.sampled_from(["is null", "is not null"])
-        conditions.append(nulls.map(lambda op, n=name: Condition(n, op)))
-        if spec.kind == "boolean":
-            conditions.append(
-                st.tuples(st.sampled_from(["=", "!="]), st.booleans()).map(lambda p, n=name: Condition(n, *p))
-            )
-        elif spec.kind == "enum":
-            one = st.sampled_from(list(spec.values))
-            equal = st.tuples(st.sampled_from(["=", "!="]), one)
-            conditions.append(equal.map(lambda p, n=name: Condition(n, *p)))
-            some = st.lists(one, min_size=1, max_size=3)
-            conditions.append(some.map(lambda v, n=name: Condition(n, "in", tuple(v))))
-        else:
-            seen = sorted({round(float(v), 2) for v in values if v is not None})  # type: ignore[arg-type]
-            number = st.sampled_from(seen)
-            ops = st.sampled_from(["=", "!=", ">=", "<=", ">", "<"])
-            conditions.append(st.tuples(ops, number).map(lambda p, n=name: Condition(n, *p)))
-            conditions.append(
-                st.tuples(number, number).map(lambda p, n=name: Condition(n, "between", (min(p), max(p))))
-            )
-    return st.recursive(
-        st.one_of(conditions),
-        lambda children: st.one_of(
-            st.lists(children, min_size=2, max_size=3).map(lambda xs: And(tuple(xs))),
-            st.lists(children, min_size=2, max_size=3).map(lambda xs: Or(tuple(xs))),
-            children.map(Not),
-        ),
-        max_leaves=8,
-    )
-
-
 @pytest.mark.parametrize(
     ("example", "tree_tags"),
     [
@@ -332,7 +296,7 @@ def test_audiences_match_an_ibis_filter_on_real_data(
         table = ibis.duckdb.connect().read_parquet(built.path / "tags.parquet")
 
         @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-        @given(tree=_trees(engine, tags))
+        @given(tree=audience_trees(engine.index.specs, tags))
         def agree(tree: Node) -> None:
             node = check(tree, engine.index.specs)
             from_bitmaps = engine.user_ids(evaluate(node, engine.index))

@@ -9,10 +9,10 @@ import ibis
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from huaxiang.audience import AudienceEngine, check, evaluate, to_ibis
-from huaxiang.audience.definition import And, Condition, Node, Not, Or
+from huaxiang.audience.definition import Node
+from huaxiang.audience.strategies import audience_trees
 from huaxiang.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -83,44 +83,6 @@ def test_index_knows_the_catalog(shop: AudienceEngine) -> None:
     assert (shop.snapshot.path / "index" / "index.json").is_file()
 
 
-def _strategy(tags: dict[str, list[object]], shop: AudienceEngine) -> st.SearchStrategy[Node]:
-    conditions: list[st.SearchStrategy[Node]] = []
-    for name in TREE_TAGS:
-        spec = shop.index.specs[name]
-        seen = sorted({v for v in tags[name] if v is not None}, key=str)
-        conditions.append(
-            st.sampled_from(["is null", "is not null"]).map(lambda op, n=name: Condition(n, op))
-        )
-        if spec.kind == "boolean":
-            conditions.append(
-                st.tuples(st.sampled_from(["=", "!="]), st.booleans()).map(lambda p, n=name: Condition(n, *p))
-            )
-        elif spec.kind == "enum":
-            one = st.sampled_from(list(spec.values))
-            conditions.append(
-                st.tuples(st.sampled_from(["=", "!="]), one).map(lambda p, n=name: Condition(n, *p))
-            )
-            conditions.append(
-                st.lists(one, min_size=1, max_size=3).map(lambda v, n=name: Condition(n, "in", tuple(v)))
-            )
-        else:
-            number = st.sampled_from([round(float(v), 2) for v in seen])  # type: ignore[arg-type]
-            ops = st.sampled_from(["=", "!=", ">=", "<=", ">", "<"])
-            conditions.append(st.tuples(ops, number).map(lambda p, n=name: Condition(n, *p)))
-            conditions.append(
-                st.tuples(number, number).map(lambda p, n=name: Condition(n, "between", (min(p), max(p))))
-            )
-    return st.recursive(
-        st.one_of(conditions),
-        lambda children: st.one_of(
-            st.lists(children, min_size=2, max_size=3).map(lambda xs: And(tuple(xs))),
-            st.lists(children, min_size=2, max_size=3).map(lambda xs: Or(tuple(xs))),
-            children.map(Not),
-        ),
-        max_leaves=8,
-    )
-
-
 @pytest.fixture(scope="module")
 def duckdb_table(shop: AudienceEngine) -> ibis.Table:
     return ibis.duckdb.connect().read_parquet(shop.snapshot.tags_path)
@@ -131,7 +93,7 @@ def test_random_trees_agree_on_the_sample_shop(shop: AudienceEngine, duckdb_tabl
     hierarchical = frozenset({"finance_group_14"})
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(tree=_strategy(tags, shop))
+    @given(tree=audience_trees(shop.index.specs, tags))
     def agree(tree: Node) -> None:
         node = check(tree, shop.index.specs)
         from_bitmaps = shop.user_ids(evaluate(node, shop.index))
