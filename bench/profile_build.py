@@ -6,8 +6,9 @@ Builds ``WORKSPACE`` (its ``tags/`` and ``data/``) once with timers wrapped arou
 the engine's steps, without changing the engine: ``drop_empty_columns`` (the scan
 for all-null columns), each tag's compilation (lazy, except model makers, whose
 output is run into a table right away) and each checkpoint (the wide table run
-into a table every ``CHECKPOINT_EVERY`` tags). Prints the slowest items, the
-manifest timings, and a JSON line.
+into a table every ``CHECKPOINT_LAYERS`` layers of joins and projections; the
+rest runs in the final collect). Prints the slowest items, the manifest timings,
+and a JSON line.
 """
 
 from __future__ import annotations

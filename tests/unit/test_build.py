@@ -487,3 +487,58 @@ def test_a_maker_parameter_of_the_wrong_type_names_the_tag(tmp_path: Path, param
         build(root, AS_OF)
     assert str(caught.value) == f"tags/bad.yaml:1 (tag bad_{maker}): {message}"
     assert not (root / "snapshots" / AS_OF.isoformat()).exists()
+
+
+def test_a_long_catalog_builds_in_few_layers_and_keeps_the_catalog_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """150 chained rules, 40 actions and 40 metrics: values right, columns in the catalog's order.
+
+    The chain is far deeper than one SQL statement can take, so checkpoints must cut it; the
+    independent tags are joined in batches rather than one join per tag.
+    """
+    from huaxiang.engine import compile as engine_compile
+
+    root = make_workspace(tmp_path)
+    entries = []
+    for index in range(40):
+        entries.append(
+            f"- {{id: views_{index + 1}d, name_zh: 浏览{index}, name_en: Views {index}, category: action, "
+            f"type: boolean, action: {{events: [view], window: {index + 1}d, min_count: 1}}}}"
+        )
+        entries.append(
+            f"- {{id: orders_{index + 1}d, name_zh: 订单{index}, name_en: Orders {index}, category: operable,"
+            " "
+            f"type: integer, metric: {{from: orders, window: {index + 1}d, agg: count}}}}"
+        )
+    entries.append("- {id: step_0, name_zh: 步0, name_en: Step 0, category: custom, type: integer, "
+                   "rule: 'frequency_365d + 0'}")
+    for index in range(1, 150):
+        entries.append(
+            f"- {{id: step_{index}, name_zh: 步{index}, name_en: Step {index}, category: custom, "
+            f"type: integer, rule: 'step_{index - 1} + 1'}}"
+        )
+    (root / "tags" / "many.yaml").write_text("\n".join(entries) + "\n", encoding="utf-8")
+    layers: list[int] = []
+    original = engine_compile._Compiler.layer
+
+    def counting(self: Any) -> None:
+        layers.append(self.layers)
+        original(self)
+
+    monkeypatch.setattr(engine_compile._Compiler, "layer", counting)
+    result = build(root, AS_OF)
+
+    from huaxiang.catalog import load_catalog
+
+    order = [tag_id for tag_id in load_catalog(root / "tags").order if tag_id in result.built]
+    assert result.built == order
+    assert pq.read_table(result.path / "tags.parquet").column_names == ["user_id", *order]
+    rows = tags_by_user(result.path)
+    assert rows["u1"]["step_149"] == 2 + 149  # two valid orders in the window
+    assert rows["u3"]["step_149"] == 149
+    assert rows["u2"]["views_5d"] is False and rows["u2"]["views_31d"] is True  # views 19-20 days back
+    assert rows["u1"]["orders_40d"] == 2 and rows["u2"]["orders_1d"] == 1  # all orders, after-sale too
+    # 1 join layer per batch of per-user tables, then one projection per level of the chain.
+    joins = -(-(80 + 6) // engine_compile.JOINS_PER_LAYER)
+    assert len(layers) <= joins + 150 + 2

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,9 @@ from huaxiang.errors import NotFoundError
 
 if TYPE_CHECKING:
     from huaxiang.catalog import Catalog
+
+#: Columns prepared at once (sorted, bitmaps made) while the previous ones are written.
+PREPARE_THREADS = 2
 
 
 @dataclass
@@ -111,13 +115,15 @@ def build_index_from_table(
     user_ids = tags.column("user_id")
     if user_ids.null_count:
         raise AudienceError("the tags table has users without a user_id.")
-    order = pc.sort_indices(tags, sort_keys=[("user_id", "ascending")])
-    if not _is_identity(order):
-        tags = tags.take(order)
     if len(tags) >= 2**32 - 1:
         raise AudienceError(f"{len(tags):,} users do not fit uint32 dense ids.")
-    if pc.count_distinct(tags.column("user_id")).as_py() != len(tags):
-        raise AudienceError("the tags table has duplicate user_id values; one row per user is required.")
+    # A build hands over its table sorted by user_id: strictly increasing ids are sorted and
+    # distinct, checked in one pass instead of a sort and a distinct count.
+    if not _strictly_increasing(user_ids):
+        order = pc.sort_indices(tags, sort_keys=[("user_id", "ascending")])
+        tags = tags.take(order)
+        if pc.count_distinct(tags.column("user_id")).as_py() != len(tags):
+            raise AudienceError("the tags table has duplicate user_id values; one row per user is required.")
 
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -132,9 +138,55 @@ def build_index_from_table(
     return report
 
 
-def _is_identity(order: pa.Array) -> bool:
-    positions = order.to_numpy()
-    return bool(np.array_equal(positions, np.arange(len(positions))))
+def _strictly_increasing(values: pa.ChunkedArray) -> bool:
+    if len(values) < 2:
+        return True
+    values = values.combine_chunks()
+    return bool(pc.all(pc.less(values.slice(0, len(values) - 1), values.slice(1))).as_py())
+
+
+@dataclass
+class _Prepared:
+    """One column's index data, computed off the writer thread (numpy sorts release the GIL)."""
+
+    entry: dict[str, Any]
+    bitmaps: dict[str, BitMap] = field(default_factory=dict)
+    null: BitMap = field(default_factory=BitMap)
+    sorted_values: npt.NDArray[Any] | None = None
+    sorted_ids: npt.NDArray[np.uint32] | None = None
+
+
+def _prepare(column: pa.Array, tag_type: str, entry: dict[str, Any]) -> _Prepared:
+    if tag_type in NUMBER_TYPES:
+        values, valid = _numbers(column)
+        ids = np.flatnonzero(valid).astype(np.uint32)
+        kept = values[valid]
+        order = _stable_order(kept)  # ties keep id order: sorted by (value, id)
+        entry["storage"] = "sorted"
+        entry["dtype"] = str(kept.dtype)
+        if pa.types.is_decimal(column.type):
+            entry["scale"] = column.type.scale
+        return _Prepared(
+            entry,
+            null=bitmap_of(np.flatnonzero(~valid)),
+            sorted_values=kept[order],
+            sorted_ids=ids[order],
+        )
+    entry["storage"] = "bitmaps"
+    return _Prepared(
+        entry,
+        bitmaps=_value_bitmaps(column, tag_type),
+        null=bitmap_of(np.flatnonzero(_null_mask(column))),
+    )
+
+
+def _stable_order(values: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """The stable sort order of ``values``; integers in a 16-bit range take numpy's radix sort."""
+    if len(values) and np.issubdtype(values.dtype, np.integer):
+        low, high = int(values.min()), int(values.max())
+        if high - low < 2**16:
+            return np.argsort((values - low).astype(np.uint16), kind="stable")
+    return np.argsort(values, kind="stable")
 
 
 def _write_index(
@@ -149,7 +201,22 @@ def _write_index(
     (work / NUMBERS_DIR).mkdir()
     meta_tags: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    with open(work / BITMAPS_FILE, "wb") as out:
+    jobs: list[tuple[str, pa.Array, str, dict[str, Any]]] = []
+    for name in tags.column_names:
+        if name == "user_id":
+            continue
+        column = tags.column(name).combine_chunks()
+        described = _describe(name, column.type, catalog, definitions)
+        if isinstance(described, str):
+            skipped[name] = described
+            continue
+        tag_type, names, declared = described
+        entry: dict[str, Any] = {"type": tag_type, **names}
+        if tag_type not in NUMBER_TYPES:
+            entry["declared"] = declared
+        jobs.append((name, column, tag_type, entry))
+
+    with open(work / BITMAPS_FILE, "wb") as out, ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool:
 
         def put(bitmap: BitMap) -> list[int]:
             data = bitmap.serialize()
@@ -157,49 +224,36 @@ def _write_index(
             out.write(data)
             return [offset, len(data), len(bitmap)]
 
-        for name in tags.column_names:
-            if name == "user_id":
-                continue
-            column = tags.column(name).combine_chunks()
-            described = _describe(name, column.type, catalog, definitions)
-            if isinstance(described, str):
-                skipped[name] = described
-                continue
-            tag_type, names, declared = described
-            entry: dict[str, Any] = {"type": tag_type, **names}
-            if tag_type in NUMBER_TYPES:
-                values, valid = _numbers(column)
-                ids = np.flatnonzero(valid).astype(np.uint32)
-                kept = values[valid]
-                order = np.argsort(kept, kind="stable")  # ties keep id order: sorted by (value, id)
-                np.save(work / NUMBERS_DIR / f"{name}.values.npy", kept[order])
-                np.save(work / NUMBERS_DIR / f"{name}.ids.npy", ids[order])
-                entry["storage"] = "sorted"
-                entry["dtype"] = str(kept.dtype)
-                if pa.types.is_decimal(column.type):
-                    entry["scale"] = column.type.scale
-                entry["null"] = put(bitmap_of(np.flatnonzero(~valid)))
-                sorted_ids = ids[order]
-                size = bucket_size(len(sorted_ids))
-                entry["bucket_size"] = size
-                entry["buckets"], entry["prefixes"] = [], []
-                running = BitMap()
-                for number, start in enumerate(range(0, len(sorted_ids), size), start=1):
-                    bucket = bitmap_of(np.sort(sorted_ids[start : start + size]))
-                    entry["buckets"].append(put(bucket))
-                    running |= bucket
-                    if number % layout.PREFIX_EVERY == 0 and start + size < len(sorted_ids):
-                        entry["prefixes"].append(put(running))
-            else:
-                entry["storage"] = "bitmaps"
-                value_maps = _value_bitmaps(column, tag_type)
-                entry["values"] = {value: put(bitmap) for value, bitmap in value_maps.items()}
-                entry["declared"] = declared
-                nulls = np.flatnonzero(_null_mask(column))
-                entry["null"] = put(bitmap_of(nulls))
-            meta_tags[name] = entry
+        # A few columns ahead at a time: their sorted arrays are held until written.
+        for first in range(0, len(jobs), PREPARE_THREADS):
+            batch = jobs[first : first + PREPARE_THREADS]
+            futures = [pool.submit(_prepare, column, tag_type, entry) for _, column, tag_type, entry in batch]
+            for (name, _, _, _), future in zip(batch, futures, strict=True):
+                prepared = future.result()
+                entry = prepared.entry
+                if prepared.sorted_ids is not None and prepared.sorted_values is not None:
+                    sorted_ids = prepared.sorted_ids
+                    np.save(work / NUMBERS_DIR / f"{name}.values.npy", prepared.sorted_values)
+                    np.save(work / NUMBERS_DIR / f"{name}.ids.npy", sorted_ids)
+                    entry["null"] = put(prepared.null)
+                    size = bucket_size(len(sorted_ids))
+                    entry["bucket_size"] = size
+                    entry["buckets"], entry["prefixes"] = [], []
+                    running = BitMap()
+                    for number, start in enumerate(range(0, len(sorted_ids), size), start=1):
+                        bucket = bitmap_of(np.sort(sorted_ids[start : start + size]))
+                        entry["buckets"].append(put(bucket))
+                        running |= bucket
+                        if number % layout.PREFIX_EVERY == 0 and start + size < len(sorted_ids):
+                            entry["prefixes"].append(put(running))
+                else:
+                    entry["values"] = {value: put(bitmap) for value, bitmap in prepared.bitmaps.items()}
+                    entry["null"] = put(prepared.null)
+                meta_tags[name] = entry
     meta = {"format": FORMAT_VERSION, "as_of": as_of, "users": users, "tags": meta_tags, "skipped": skipped}
-    (work / INDEX_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    # Compact: the offsets of a 1M-user index are megabytes of JSON, read by programs only.
+    text = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
+    (work / INDEX_FILE).write_text(text + "\n", encoding="utf-8")
     size = sum(path.stat().st_size for path in work.rglob("*") if path.is_file())
     return IndexReport(path=work, users=users, tags=len(meta_tags), skipped=skipped, bytes=size)
 
@@ -273,7 +327,7 @@ def _value_bitmaps(column: pa.Array, tag_type: str) -> dict[str, BitMap]:
     encoded = pc.dictionary_encode(column)
     dictionary = encoded.dictionary.to_pylist()
     codes = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
-    order = np.argsort(codes, kind="stable")
+    order = _stable_order(codes)
     counts = np.bincount(codes[codes >= 0], minlength=len(dictionary))
     starts = int(np.count_nonzero(codes < 0)) + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     found: dict[str, BitMap] = {}

@@ -26,13 +26,15 @@ from huaxiang.audience.build import build_index_from_table
 from huaxiang.audience.index import INDEX_DIR
 from huaxiang.catalog import Catalog, load_catalog
 from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
-from huaxiang.engine.compile import compile_catalog, cut_tables
+from huaxiang.engine.compile import Compiled, compile_catalog, cut_tables
 from huaxiang.engine.registry import BuildSettings
 from huaxiang.engine.snapshot import column_stats, jsonable, snapshot_path, write_snapshot
 from huaxiang.io.readers import connect as connect_engine
 from huaxiang.model.schema import TABLES
 
 ENGINE = "duckdb"
+#: Folder of a snapshot holding the fitted models of the makers (``value_groups.model.json``).
+MODELS_DIR = "models"
 #: 2 added ``definitions`` (each tag's definition hash, type, names and what it reads).
 MANIFEST_VERSION = 2
 
@@ -145,6 +147,15 @@ def _row_counts(con: Any, present: dict[str, ir.Table], cut: dict[str, ir.Table]
     return {name: counts[name] for name in cut}
 
 
+def write_model_files(folder: Path, artifacts: dict[str, bytes]) -> None:
+    """The makers' fitted-model files into ``folder/models/`` (the unpublished snapshot)."""
+    if not artifacts:
+        return
+    (folder / MODELS_DIR).mkdir()
+    for name, content in sorted(artifacts.items()):
+        (folder / MODELS_DIR / name).write_bytes(content)
+
+
 def definitions(catalog: Catalog) -> dict[str, dict[str, Any]]:
     """What the manifest records of every catalog tag (built or skipped), in build order.
 
@@ -169,6 +180,78 @@ def definitions(catalog: Catalog) -> dict[str, dict[str, Any]]:
             entry["values"] = [value.model_dump(exclude_none=True) for value in tag.values]
         found[tag.id] = entry
     return found
+
+
+class Clock:
+    """Seconds per step of a build (``lap(name)`` closes the step that ran since the last lap)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.last, 4)
+        self.last = now
+
+    def total(self) -> None:
+        self.timings["total_s"] = round(time.perf_counter() - self.started, 4)
+
+
+@dataclass
+class Computed:
+    """The tags of a catalog as of a date, in memory (what :func:`build` then publishes)."""
+
+    tags: pa.Table
+    """``user_id`` plus one column per built tag, sorted by ``user_id``."""
+    compiled: Compiled
+    row_counts: dict[str, int]
+    """Rows of each canonical table before the as-of date."""
+    details: dict[str, list[dict[str, Any]]]
+    """The makers' detail tables as rows (for the manifest)."""
+    empty_columns: dict[str, list[str]]
+    timings: dict[str, float]
+
+
+def compute(
+    workspace_dir: str | Path,
+    as_of: dt.date,
+    catalog: Catalog,
+    config: WorkspaceConfig | None = None,
+    *,
+    clock: Clock | None = None,
+) -> Computed:
+    """Compute the tags of ``catalog`` over ``workspace_dir/data`` as of ``as_of``, without publishing.
+
+    The first half of :func:`build` (read, cut, compile, run into an Arrow table), for
+    callers that want the values in memory, e.g. to compare engines or time the engine.
+    """
+    root = Path(workspace_dir)
+    clock = clock or Clock()
+    con = connect(config, root)
+    try:
+        present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"), root / "data")
+        tables = cut_tables(present, as_of)
+        clock.lap("read_s")
+        steps = itertools.count()
+
+        def materialise(table: ir.Table) -> ir.Table:
+            return con.create_table(f"huaxiang_build_step_{next(steps)}", table, temp=True)
+
+        compiled = compile_catalog(
+            catalog, tables, as_of, materialise=materialise, settings=BuildSettings.from_config(config)
+        )
+        clock.lap("compute_s")
+        result: pa.Table = con.to_pyarrow(compiled.wide.order_by("user_id"))
+        row_counts = _row_counts(con, present, tables)
+        details = {
+            name: [jsonable(row) for row in con.to_pyarrow(table).to_pylist()]
+            for name, table in compiled.details.items()
+        }
+        clock.lap("collect_s")
+    finally:
+        con.disconnect()
+    return Computed(result, compiled, row_counts, details, empty_columns, clock.timings)
 
 
 def build(
@@ -198,43 +281,15 @@ def build(
         The catalog is invalid, there is no users table, or a tag cannot be compiled.
     """
     root = Path(workspace_dir)
-    timings: dict[str, float] = {}
-    started = clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 4)
-        clock = now
-
+    clock = Clock()
     if catalog is None:
         catalog = load_catalog(root / "tags")
     if config is None and (root / CONFIG_FILE).is_file():
         config = load_config(root)
-    lap("load_catalog_s")
-    con = connect(config, root)
-    try:
-        present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"), root / "data")
-        tables = cut_tables(present, as_of)
-        lap("read_s")
-        steps = itertools.count()
-
-        def materialise(table: ir.Table) -> ir.Table:
-            return con.create_table(f"huaxiang_build_step_{next(steps)}", table, temp=True)
-
-        compiled = compile_catalog(
-            catalog, tables, as_of, materialise=materialise, settings=BuildSettings.from_config(config)
-        )
-        lap("compute_s")
-        result: pa.Table = con.to_pyarrow(compiled.wide.order_by("user_id"))
-        row_counts = _row_counts(con, present, tables)
-        details = {
-            name: [jsonable(row) for row in con.to_pyarrow(table).to_pylist()]
-            for name, table in compiled.details.items()
-        }
-        lap("collect_s")
-    finally:
-        con.disconnect()
+    clock.lap("load_catalog_s")
+    computed = compute(root, as_of, catalog, config, clock=clock)
+    result, compiled, details = computed.tags, computed.compiled, computed.details
+    row_counts, empty_columns = computed.row_counts, computed.empty_columns
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "as_of": as_of.isoformat(),
@@ -249,15 +304,18 @@ def build(
         "definitions": definitions(catalog),
         "generated": compiled.generated,
     }
+    if compiled.artifacts:
+        manifest["model_files"] = [f"{MODELS_DIR}/{name}" for name in sorted(compiled.artifacts)]
     lifecycle = [rows for name, rows in details.items() if name.startswith("lifecycle") and rows]
     if lifecycle:
         manifest["lifecycle_thresholds"] = lifecycle[0][0]
     target = snapshot_path(root, as_of)
-    run: dict[str, Any] = {"timings": timings}
+    run: dict[str, Any] = {"timings": clock.timings}
 
     def index(folder: Path) -> None:
         """The audience index, inside the unpublished snapshot (published with it or not at all)."""
-        lap("write_s")
+        write_model_files(folder, compiled.artifacts)
+        clock.lap("write_s")
         build_index_from_table(
             result,
             folder / INDEX_DIR,
@@ -265,8 +323,8 @@ def build(
             definitions={**manifest["generated"], **manifest["definitions"]},
             as_of=as_of.isoformat(),
         )
-        lap("index_s")
-        timings["total_s"] = round(time.perf_counter() - started, 4)
+        clock.lap("index_s")
+        clock.total()
         run["built_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
     write_snapshot(target, result, manifest, run, also=index)

@@ -18,8 +18,9 @@ data: it asks the engine for the distinct scenes in ``products.scene_tags`` and
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,13 +28,14 @@ import ibis
 import ibis.expr.types as ir
 
 from huaxiang.catalog import Catalog, TagDef, compile_rule, kind_of_tag_type
-from huaxiang.catalog.makers import TAG_ID, BinsSpec, MetricSpec, SceneSpec
+from huaxiang.catalog.makers import TAG_ID, ActionSpec, BinsSpec, MetricSpec, SceneSpec
 from huaxiang.engine.registry import (
     COLUMN_PARAM,
     MODEL_MAKERS,
     BuildSettings,
     ModelContext,
     ModelOutput,
+    SharedTables,
     call_key,
 )
 from huaxiang.errors import ConfigError, MissingInputError
@@ -42,6 +44,9 @@ from huaxiang.segment.scene import scene_strength, scene_values
 
 #: Column of each canonical table that dates its rows (the as-of cut and windows use it).
 TIME_COLUMNS = {"orders": "order_time", "events": "event_time", "touches": "touch_time"}
+
+#: Product category columns an action's ``category`` filter matches, from the top level down.
+PRODUCT_LEVELS = ("category_l1", "category_l2", "category_l3")
 
 #: Name of a tag's value in per-user tables before it is joined (tag ids cannot start with _).
 VALUE = "_value"
@@ -91,6 +96,8 @@ class Compiled:
     """Rule tags built without some of their ``optional`` tags (skipped, read as NULL)."""
     details: dict[str, ir.Table] = field(default_factory=dict)
     """One-row tables of the model makers, keyed ``maker.detail`` (e.g. ``lifecycle.thresholds``)."""
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    """Fitted-model files of the makers, keyed ``maker.name`` (``maker-<params hash>.name`` with params)."""
     generated: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Tags a template made (not in the catalog), by id: ``template``, ``scene``, ``type``,
     ``category``, ``name_zh``, ``name_en``, ``hash`` (the template's), ``reads`` and ``inputs``."""
@@ -99,9 +106,13 @@ class Compiled:
 Materialise = Callable[[ir.Table], ir.Table]
 """Runs an expression into a (temporary) table of the engine and returns that table."""
 
-#: Tags compiled between two checkpoints: a longer chain of joins and projections
-#: makes Ibis's SQL compilation slow and, past about a hundred tags, too deep to compile.
-CHECKPOINT_EVERY = 8
+#: Layers (a batch of joins, a batch of projections) between two checkpoints: a longer
+#: chain makes Ibis's SQL compilation slow and, past about a hundred layers, too deep to
+#: compile. Tags are batched (see :class:`_Compiler`), so the standard catalog needs a
+#: handful of layers however many tags it has.
+CHECKPOINT_LAYERS = 8
+#: Per-user tables joined in one layer: a join chain holds every hash table at once.
+JOINS_PER_LAYER = 12
 
 
 def compile_catalog(
@@ -114,10 +125,14 @@ def compile_catalog(
 ) -> Compiled:
     """Compile every tag of ``catalog`` over ``tables`` (already cut at ``as_of``).
 
-    With ``materialise``, the wide table is run into an engine table every
-    :data:`CHECKPOINT_EVERY` tags and each model maker's output once, so the
-    expression stays small whatever the size of the catalog; without it the
-    result is one lazy expression.
+    Tags that read no other tag (metrics, actions, declared values, models, scenes)
+    are compiled first and give per-user tables that are joined onto the users in
+    batches of :data:`JOINS_PER_LAYER`; the tags that read others (rules, bins) follow
+    in build order, and those of one dependency level are added in one projection.
+    With ``materialise``, each model maker's output is run into an engine table once,
+    and the wide table every :data:`CHECKPOINT_LAYERS` layers, so the expression stays
+    small whatever the size of the catalog; without it the result is one lazy
+    expression. Columns come out in the catalog's build order either way.
     """
     if "users" not in tables:
         raise ConfigError("the workspace data has no users table; a build needs one row per user in users.")
@@ -139,24 +154,46 @@ class _Compiler:
         self.as_of = as_of
         self.materialise = materialise
         self.result = Compiled(wide=tables["users"].select("user_id"))
+        self.joins: list[tuple[ir.Table, dict[str, Any]]] = []
+        """Per-user tables (``user_id`` + tag columns) waiting to be joined, with NULL fills."""
+        self.actions: dict[str, ActionSpec] = {}
+        """Action tags waiting to be made in one pass over the events (:meth:`flush_actions`)."""
+        self.projections: dict[str, ir.Value] = {}
+        """Columns over the current wide table waiting to be added in one projection."""
+        self.layers = 0
+        """Layers since the last checkpoint."""
         self.models: dict[str, ModelOutput] = {}
+        self.shared = SharedTables(materialise)
+        """Tables several makers read, made once in this build (``ModelContext.shared``)."""
         self.missing_inputs: dict[str, MissingInputError] = {}
         self.attached: set[str] = set()
         """Model tags whose column was joined with an earlier tag of the same maker call."""
 
     @property
     def wide(self) -> ir.Table:
+        """The wide table as joined and projected so far (pending work not included)."""
         return self.result.wide
 
     def run(self) -> Compiled:
-        for tag_id in self.catalog.order:
+        order = self.catalog.order
+        # Tags that read no tag first (their per-user tables are joined in batches), then the
+        # others in build order: still a dependency order, with far fewer layers.
+        derived = [tag_id for tag_id in order if self.reads_tags(self.catalog[tag_id])]
+        first = [tag_id for tag_id in order if tag_id not in set(derived)]
+        position = {tag_id: index for index, tag_id in enumerate(order)}
+        for tag_id in first + derived:
+            if tag_id == (derived[0] if derived else None):
+                self.flush_actions()
             tag = self.catalog[tag_id]
             reason = self.skip_reason(tag)
             if reason is not None:
                 self.result.skipped[tag_id] = reason
                 continue
             if tag.scene is not None and tag.scene.is_template:
+                made = len(self.result.built)
                 self.scene_template(tag, tag.scene)
+                for generated in self.result.built[made:]:
+                    position[generated] = position[tag_id]
                 continue
             try:
                 self.compile(tag)
@@ -164,11 +201,69 @@ class _Compiler:
                 self.result.skipped[tag_id] = f"missing input: {error}"
                 continue
             self.result.built.append(tag_id)
-            if self.materialise is not None and len(self.result.built) % CHECKPOINT_EVERY == 0:
-                self.result.wide = self.materialise(self.wide)
-        # Columns joined ahead for tags later skipped are dropped; the rest is in build order.
+        self.flush_actions()
+        self.flush_joins()
+        # Columns added for tags later skipped are dropped; the rest is in the catalog's order
+        # (a template's tags where the template stands; sorted() is stable).
+        self.result.built.sort(key=position.__getitem__)
         self.result.wide = self.wide.select("user_id", *self.result.built)
         return self.result
+
+    def reads_tags(self, tag: TagDef) -> bool:
+        """Whether the tag reads other tags (rules, bins): it is compiled after those that do not."""
+        return bool(self.catalog.dependencies.get(tag.id)) or tag.rule is not None or tag.bins is not None
+
+    # ------------------------------------------------------------------ batching
+
+    def join_later(self, per_user: ir.Table, fills: Mapping[str, Any] | None = None) -> None:
+        """Join ``per_user`` (``user_id`` + tag columns) with the next batch; NULLs take ``fills``."""
+        self.joins.append((per_user, dict(fills or {})))
+
+    def project_later(self, tag_id: str, value: ir.Value) -> None:
+        """Add column ``tag_id`` (an expression over :attr:`wide`) with the next projection."""
+        self.projections[tag_id] = value
+
+    def ready(self, needs: Iterable[str]) -> ir.Table:
+        """The wide table holding the columns ``needs``: pending work that makes them is applied."""
+        wanted = set(needs)
+        if any(wanted & set(table.columns) for table, _ in self.joins):
+            self.flush_joins()
+        elif wanted & set(self.projections):
+            self.flush_projections()
+        return self.wide
+
+    def flush_projections(self) -> None:
+        if not self.projections:
+            return
+        self.result.wide = self.wide.mutate(**self.projections)
+        self.projections = {}
+        self.layer()
+
+    def flush_joins(self) -> None:
+        """Apply pending projections, then join the pending per-user tables in batches."""
+        self.flush_projections()
+        while self.joins:
+            batch, self.joins = self.joins[:JOINS_PER_LAYER], self.joins[JOINS_PER_LAYER:]
+            kept = self.wide.columns
+            joined = self.wide
+            for per_user, _ in batch:
+                joined = joined.left_join(per_user, joined.user_id == per_user.user_id)
+            added: dict[str, ir.Value] = {}
+            for per_user, fills in batch:
+                for column in per_user.columns:
+                    if column == "user_id":
+                        continue
+                    value = joined[column]
+                    added[column] = value.fill_null(fills[column]) if column in fills else value
+            self.result.wide = joined.select(*kept, **added)
+            self.layer()
+
+    def layer(self) -> None:
+        """Count a layer; run the wide table into an engine table every :data:`CHECKPOINT_LAYERS`."""
+        self.layers += 1
+        if self.materialise is not None and self.layers >= CHECKPOINT_LAYERS:
+            self.result.wide = self.materialise(self.wide)
+            self.layers = 0
 
     # ------------------------------------------------------------------ skipping
 
@@ -221,7 +316,8 @@ class _Compiler:
         elif tag.rule is not None:
             self.rule(tag)
         elif tag.bins is not None:
-            self.set(tag.id, bins_value(self.wide[tag.bins.of], tag.bins, self.wide.user_id))
+            wide = self.ready([tag.bins.of])
+            self.project_later(tag.id, bins_value(wide[tag.bins.of], tag.bins, wide.user_id))
         elif tag.action is not None:
             self.action(tag)
         elif tag.declared is not None:
@@ -233,16 +329,10 @@ class _Compiler:
         else:  # pragma: no cover - TagDef requires one maker
             raise AssertionError(f"tag {tag.id}: no maker to compile")
 
-    def set(self, tag_id: str, value: ir.Value) -> None:
-        self.result.wide = self.wide.mutate(**{tag_id: value})
-
     def attach(self, tag_id: str, per_user: ir.Table, default: Any = None) -> None:
         """Left-join ``per_user`` (``user_id``, ``value``) as column ``tag_id``; fill ``default``."""
-        columns = self.wide.columns
-        joined = self.wide.left_join(per_user, "user_id").select(*columns, VALUE)
-        if default is not None:
-            joined = joined.mutate(**{VALUE: joined[VALUE].fill_null(default)})
-        self.result.wide = joined.rename({tag_id: VALUE})
+        fills = {tag_id: default} if default is not None else {}
+        self.join_later(per_user.select("user_id", **{tag_id: VALUE}), fills)
 
     def metric(self, tag: TagDef, spec: MetricSpec) -> None:
         rows, time_column = self.metric_rows(spec.from_)
@@ -304,15 +394,18 @@ class _Compiler:
         }
         if absent:
             self.result.partial[tag.id] = sorted(absent)
-            self.result.wide = self.wide.mutate(**absent)
+        wide = self.ready(self.catalog.dependencies.get(tag.id, ()))
+        # The NULL columns stay on the wide table (the final selection drops them).
+        missing = {tag_id: value for tag_id, value in absent.items() if tag_id not in wide.columns}
+        if missing:
+            self.projections.update(missing)
+            self.flush_projections()
         self._rule(tag)
-        if absent:
-            self.result.wide = self.wide.drop(*absent)
 
     def _rule(self, tag: TagDef) -> None:
         rules = self.catalog.rules[tag.id]
         if rules.expr is not None:
-            self.set(tag.id, compile_rule(rules.expr, self.wide))
+            self.project_later(tag.id, compile_rule(rules.expr, self.wide))
             return
         literal_type = LITERAL_TYPES[tag.type]
         cases = tag.rule.when if tag.rule is not None and tag.rule.when is not None else []
@@ -322,36 +415,56 @@ class _Compiler:
         ]
         default = tag.rule.default if tag.rule is not None else None
         otherwise = ibis.null(literal_type) if default is None else ibis.literal(default, type=literal_type)
-        self.set(tag.id, ibis.cases(*branches, else_=otherwise))
+        self.project_later(tag.id, ibis.cases(*branches, else_=otherwise))
 
     def action(self, tag: TagDef) -> None:
-        spec = tag.action
-        assert spec is not None
+        """Collected, then made with every other action tag in one pass over the events."""
+        assert tag.action is not None
+        self.actions[tag.id] = tag.action
+
+    def flush_actions(self) -> None:
+        """All action tags from one aggregation of the events: a count per tag, with its filter.
+
+        A tag holds when its count reaches ``min_count``; users without a counted event get
+        false. Product filters (brand, shop, category) read the product of each event.
+        """
+        if not self.actions:
+            return
+        specs, self.actions = self.actions, {}
         events = self.tables["events"]
-        events = events.filter(events.event_type.isin(spec.events))
-        if spec.days is not None:
-            events = events.filter(events.event_time >= day_start(self.as_of - dt.timedelta(days=spec.days)))
-        if spec.product is not None:
-            events = events.filter(events.product_id.isin(spec.product))
-        if spec.keyword is not None:
-            events = events.filter(events.keyword.isin(spec.keyword))
-        if spec.brand is not None or spec.category is not None or spec.shop is not None:
+        days = [spec.days for spec in specs.values()]
+        if all(day is not None for day in days):
+            longest = max(day for day in days if day is not None)
+            events = events.filter(events.event_time >= day_start(self.as_of - dt.timedelta(days=longest)))
+        types = sorted({event for spec in specs.values() for event in spec.events})
+        events = events.filter(events.event_type.isin(types))
+        if any(spec.brand or spec.category or spec.shop for spec in specs.values()):
             products = self.tables["products"]
-            if spec.brand is not None:
-                products = products.filter(products.brand.isin(spec.brand))
-            if spec.shop is not None:
-                products = products.filter(products.shop.isin(spec.shop))
-            if spec.category is not None:
-                levels = [
-                    products[column].isin(spec.category)
-                    for column in ("category_l1", "category_l2", "category_l3")
-                    if column in products.columns
-                ]
-                products = products.filter(ibis.or_(*levels))
-            events = events.semi_join(products.select("product_id"), "product_id")
-        counts = events.group_by("user_id").aggregate(events_count=events.count())
-        doers = counts.filter(counts.events_count >= spec.min_count)
-        self.attach(tag.id, doers.select("user_id", **{VALUE: ibis.literal(True)}), False)
+            columns = [c for c in ("brand", "shop", *PRODUCT_LEVELS) if c in products.columns]
+            events = events.left_join(products.select("product_id", *columns), "product_id")
+        counted = {
+            tag_id: events.count(where=self.action_condition(events, spec)) for tag_id, spec in specs.items()
+        }
+        counts = events.group_by("user_id").aggregate(**counted)
+        made = {tag_id: counts[tag_id] >= spec.min_count for tag_id, spec in specs.items()}
+        self.join_later(counts.select("user_id", **made), dict.fromkeys(specs, False))
+
+    def action_condition(self, events: ir.Table, spec: ActionSpec) -> ir.BooleanValue:
+        """Whether an event counts for the action ``spec`` (``events`` carry their product's columns)."""
+        holds = events.event_type.isin(spec.events)
+        if spec.days is not None:
+            holds &= events.event_time >= day_start(self.as_of - dt.timedelta(days=spec.days))
+        if spec.product is not None:
+            holds &= events.product_id.isin(spec.product)
+        if spec.keyword is not None:
+            holds &= events.keyword.isin(spec.keyword)
+        if spec.brand is not None:
+            holds &= events.brand.isin(spec.brand)
+        if spec.shop is not None:
+            holds &= events.shop.isin(spec.shop)
+        if spec.category is not None:
+            holds &= ibis.or_(*(events[c].isin(spec.category) for c in PRODUCT_LEVELS if c in events.columns))
+        return holds.fill_null(False)
 
     def scene_strength(self, spec: SceneSpec, scenes: list[str] | None) -> ir.Table:
         """Score and probability per user and scene (:func:`huaxiang.segment.scene.scene_strength`)."""
@@ -404,17 +517,18 @@ class _Compiler:
             for index, scene in enumerate(plan.scenes)
         }
         per_user = strength.group_by("user_id").aggregate(**inner)
-        kept = self.wide.columns
-        joined = self.wide.left_join(per_user, "user_id").select(*kept, *inner)
         threshold = float(spec.threshold or 0.0)
         made: dict[str, ir.Value] = {}
+        fills: dict[str, Any] = {}
         for index, scene in enumerate(plan.scenes):
-            probability = joined[f"_scene_{index}"].fill_null(0.0)
+            probability = per_user[f"_scene_{index}"].fill_null(0.0)
             if scene.score_id is not None:
                 made[scene.score_id] = probability
+                fills[scene.score_id] = 0.0
             if scene.flag_id is not None:
                 made[scene.flag_id] = probability >= threshold
-        self.result.wide = joined.select(*kept, **made)
+                fills[scene.flag_id] = 0.0 >= threshold  # a user without the scene has probability 0
+        self.join_later(per_user.select("user_id", **made), fills)
         self.result.built.extend(made)
         for scene in plan.scenes:
             for tag_id, tag_type, name_zh, name_en in (
@@ -433,8 +547,6 @@ class _Compiler:
                         "reads": [],
                         "inputs": list(self.catalog.inputs(tag.id)),
                     }
-        if self.materialise is not None:
-            self.result.wide = self.materialise(self.wide)
 
     def found_scenes(self) -> list[str]:
         """The distinct scene values in the data, sorted (runs a small query on the engine)."""
@@ -453,18 +565,22 @@ class _Compiler:
         output = self.models.get(key)
         if output is None:
             try:
-                output = maker.function(ModelContext(self.tables, self.as_of, self.settings), params)
+                context = ModelContext(self.tables, self.as_of, self.settings, self.shared)
+                output = maker.function(context, params)
             except MissingInputError as error:  # the tag is skipped; so are the others of this call
                 self.missing_inputs[key] = error
                 raise
             except ConfigError as error:  # name the tag and its file in a maker's complaint
                 raise type(error)(f"{origin}: {error}") from None
             if self.materialise is not None:
-                output = ModelOutput(self.materialise(output.table), output.details)
+                output = ModelOutput(self.materialise(output.table), output.details, output.artifacts)
             self.models[key] = output
             prefix = spec.name if not params else key
             for detail, table in output.details.items():
                 self.result.details[f"{prefix}.{detail}"] = table
+            stem = spec.name if not params else f"{spec.name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+            for name, content in output.artifacts.items():
+                self.result.artifacts[f"{stem}.{name}"] = content
         if tag.id in self.attached:
             return  # joined with an earlier tag of the same maker call
         # Every tag that picks a column of this call is joined now, in one join: a maker's
@@ -479,9 +595,7 @@ class _Compiler:
         ]
         columns = {other.id: self.model_column(other, output) for other in siblings}
         self.attached.update(other.id for other in siblings)
-        kept = self.wide.columns
-        per_user = output.table.select("user_id", **columns)
-        self.result.wide = self.wide.left_join(per_user, "user_id").select(*kept, *columns)
+        self.join_later(output.table.select("user_id", **columns))
 
     def model_column(self, tag: TagDef, output: ModelOutput) -> str:
         """The column of ``output`` that ``tag`` picks, checked against the tag's type."""
@@ -654,7 +768,7 @@ def _bound_text(bound: ir.FloatingValue) -> ir.StringValue:
 
 
 __all__ = [
-    "CHECKPOINT_EVERY",
+    "CHECKPOINT_LAYERS",
     "Compiled",
     "Materialise",
     "PlannedScene",

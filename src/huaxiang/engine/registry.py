@@ -60,25 +60,57 @@ class BuildSettings:
         return cls(promo_calendar=tuple(config.promo_calendar), windows=config.windows)
 
 
+class SharedTables:
+    """Tables several makers read, computed once per build: a memo by name.
+
+    ``get(name, make)`` returns the table stored under ``name``, else calls ``make()``,
+    runs the result into an engine table with the build's ``materialise`` (when the
+    build gives one; a lazy compile keeps the expression) and stores it. The name
+    must say everything the table depends on (e.g. its window), since a second
+    ``get`` with that name returns the first table whatever ``make`` it passes.
+    """
+
+    def __init__(self, materialise: Callable[[ir.Table], ir.Table] | None = None) -> None:
+        self.materialise = materialise
+        self.tables: dict[str, ir.Table] = {}
+
+    def get(self, name: str, make: Callable[[], ir.Table]) -> ir.Table:
+        table = self.tables.get(name)
+        if table is None:
+            table = make()
+            if self.materialise is not None:
+                table = self.materialise(table)
+            self.tables[name] = table
+        return table
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """What a maker reads: the canonical tables present (cut at ``as_of``), the date and the settings.
 
     Columns that are entirely null in the workspace data are dropped from ``tables``
     before a build, so ``"age" in tables["users"].columns`` means the data has ages.
+    ``shared`` holds tables computed once per build for several makers (e.g. the
+    recent events), see :class:`SharedTables`.
     """
 
     tables: Mapping[str, ir.Table]
     as_of: dt.date
     settings: BuildSettings = field(default_factory=BuildSettings)
+    shared: SharedTables = field(default_factory=SharedTables)
 
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """A maker's result: ``table`` keyed by ``user_id``; ``details`` one-row tables for the manifest."""
+    """A maker's result: ``table`` keyed by ``user_id``; ``details`` one-row tables for the manifest.
+
+    ``artifacts``: files of a fitted model (name → bytes, e.g. ``value_groups.json``), written
+    into the snapshot's ``models/`` folder in the same atomic step as the tags.
+    """
 
     table: ir.Table
     details: Mapping[str, ir.Table] = field(default_factory=dict)
+    artifacts: Mapping[str, bytes] = field(default_factory=dict)
 
 
 MakerFunction = Callable[[ModelContext, Mapping[str, Any]], ModelOutput]
@@ -221,6 +253,7 @@ __all__ = [
     "ModelContext",
     "ModelMaker",
     "ModelOutput",
+    "SharedTables",
     "call_key",
     "float_param",
     "int_param",

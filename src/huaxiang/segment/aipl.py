@@ -114,8 +114,10 @@ def aipl_table(
         views_in_window=(recent.event_type == "view").sum(),
         interest_events_in_window=recent.event_type.isin(INTEREST_EVENT_TYPES).sum(),
     )
-    days = purchase_days(orders, events if orders is None else None)
     since = as_of - dt.timedelta(days=purchase_window_days)
+    if orders is not None:  # only orders of the purchase window are read (the days are cut below)
+        orders = orders.filter((orders.order_time >= day_start(since)) & (orders.order_time < end))
+    days = purchase_days(orders, events if orders is None else None)
     days = days.filter((days.purchase_date < as_of) & (days.purchase_date >= since))
     buying = days.group_by("user_id").aggregate(purchase_days=days.count())
     columns = ("events_in_window", "views_in_window", "interest_events_in_window", "purchase_days")

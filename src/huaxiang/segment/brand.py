@@ -125,14 +125,27 @@ def brand_table(
     if not categories:
         raise MissingInputError(f"a {category_level} for any product of brand {brand!r}")
 
-    in_categories = products.filter(products[category_level].isin(categories))
+    # One row per product with what it is for these tags (a few hundred rows): the brand's,
+    # in the brand's categories, a rival's (a competitor's, in those categories), in a related
+    # category. Lines then take these flags in one join and one pass per user.
     related = products.filter(products[category_level].isin(categories)).select(
         group=products[related_level]
     )
     related_products = products.semi_join(related, products[related_level] == related.group)
-    rival_products = in_categories.filter(in_categories.brand != brand)
+    in_scope_product = products[category_level].isin(categories).fill_null(False)
+    rival_product = in_scope_product & (products.brand != brand).fill_null(False)
     if competitors is not None:
-        rival_products = rival_products.filter(rival_products.brand.isin(list(competitors)))
+        rival_product = rival_product & products.brand.isin(list(competitors)).fill_null(False)
+    flags = products.select(
+        "product_id",
+        line_brand="brand",
+        line_in_scope=in_scope_product,
+        line_rival=rival_product,
+    )
+    flags = flags.left_join(
+        related_products.select("product_id").distinct().mutate(line_related=ibis.literal(True)),
+        "product_id",
+    ).select("product_id", "line_brand", "line_in_scope", "line_rival", "line_related")
 
     end = day_start(as_of)
     valid = valid_orders(orders)
@@ -143,30 +156,22 @@ def brand_table(
     discount = lines.discount.fill_null(0) if "discount" in lines.columns else 0
     # Spend stays DECIMAL so that the share test (brand >= share x category) is exact.
     lines = lines.mutate(line_spend=lines.quantity * lines.unit_price - discount)
-    lines = lines.left_join(
-        products.select("product_id", line_brand="brand", line_category=products[category_level]),
-        "product_id",
-    ).select("order_id", "user_id", "product_id", "line_spend", "line_brand", "line_category")
-    in_scope = lines.filter(lines.line_category.isin(categories))
-    is_brand = in_scope.line_brand == brand
-    per_user = in_scope.group_by("user_id").aggregate(
-        brand_orders=in_scope.order_id.nunique(where=is_brand),
-        brand_spend=in_scope.line_spend.sum(where=is_brand),
-        category_spend=in_scope.line_spend.sum(),
+    lines = lines.left_join(flags, "product_id").select(
+        "order_id", "user_id", "line_spend", "line_brand", "line_in_scope", "line_rival", "line_related"
     )
-    rivals = lines.semi_join(rival_products.select("product_id"), "product_id").select("user_id").distinct()
-    related_buyers = lines.semi_join(related_products.select("product_id"), "product_id")
-    related_buyers = related_buyers.select("user_id").distinct()
+    in_scope = lines.line_in_scope.fill_null(False)
+    is_brand = in_scope & (lines.line_brand == brand).fill_null(False)
+    per_user = lines.group_by("user_id").aggregate(
+        brand_orders=lines.order_id.nunique(where=is_brand),
+        brand_spend=lines.line_spend.sum(where=is_brand),
+        category_spend=lines.line_spend.sum(where=in_scope),
+        bought_rival=lines.line_rival.fill_null(False).any(),
+        bought_related=lines.line_related.fill_null(False).any(),
+    )
 
     t = users.select("user_id")
     t = t.left_join(per_user, "user_id").select(
-        "user_id", "brand_orders", "brand_spend", "category_spend"
-    )
-    t = t.left_join(rivals.mutate(bought_rival=ibis.literal(True)), "user_id").select(
-        *t.columns, "bought_rival"
-    )
-    t = t.left_join(related_buyers.mutate(bought_related=ibis.literal(True)), "user_id").select(
-        *t.columns, "bought_related"
+        "user_id", "brand_orders", "brand_spend", "category_spend", "bought_rival", "bought_related"
     )
     if events is not None and "product_id" not in events.columns:
         events = None  # events that name no product cannot show interest in a brand

@@ -10,7 +10,7 @@ and only those in the window ``[as_of - window_days, as_of - 1]`` (whole days).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -108,6 +108,7 @@ def category_table(
     window_days: int = 365,
     shopaholic_orders: int = 24,
     shopaholic_categories: int = 6,
+    lines: ir.Table | None = None,
 ) -> ir.Table:
     """Category breadth of each user's valid orders in the window (单品类 / 跨品类, 购物狂).
 
@@ -117,6 +118,7 @@ def category_table(
     category are not counted; 0 without an order); ``single_category`` is true for
     exactly one category (false for 0); ``trait_shopaholic`` (购物狂) is true for at
     least ``shopaholic_orders`` orders or at least ``shopaholic_categories`` categories.
+    ``lines``: :func:`window_lines` of the same tables and window, when already computed.
     """
     if shopaholic_orders < 1 or shopaholic_categories < 1:
         raise ConfigError(
@@ -125,7 +127,8 @@ def category_table(
         )
     in_window = window_orders(orders, as_of, window_days)
     counts = in_window.group_by("user_id").aggregate(orders_in_window=in_window.count())
-    lines = window_lines(orders, items, products, as_of, window_days)
+    if lines is None:
+        lines = window_lines(orders, items, products, as_of, window_days)
     breadth = lines.group_by("user_id").aggregate(cross_category_count=lines.category_l1.nunique())
     t = per_user(users, counts)
     t = t.left_join(breadth, "user_id").select(*t.columns, "cross_category_count")
@@ -234,18 +237,25 @@ def coupon_table(users: ir.Table, orders: ir.Table, as_of: dt.date, *, window_da
 
 
 def _shares_and_tgi(
-    users: ir.Table, lines: ir.Table, flags: Mapping[str, ir.BooleanValue], weight: ir.NumericValue
+    users: ir.Table,
+    lines: ir.Table,
+    flags: Mapping[str, ir.BooleanValue],
+    weight: ir.NumericValue,
+    extra: Callable[[ir.Table], Mapping[str, ir.Value]] | None = None,
 ) -> ir.Table:
     """Per user: ``<name>_share`` (weight of flagged lines ÷ weight of all lines) and ``<name>_tgi``.
 
     The population is every user whose lines weigh more than 0 (all buyers); its
-    share is the flagged weight ÷ all weight summed over them.
+    share is the flagged weight ÷ all weight summed over them. ``extra(lines)`` gives
+    more per-user aggregates of ``lines``, computed in the same pass and returned as
+    they are (NULL for a user without lines).
     """
     weight = weight.cast("float64")
     parts = {f"weight_{name}": ibis.ifelse(flag, weight, 0.0) for name, flag in flags.items()}
     lines = lines.mutate(line_weight=weight, **parts)
+    more = dict(extra(lines)) if extra is not None else {}
     sums = lines.group_by("user_id").aggregate(
-        weight_all=lines.line_weight.sum(), **{name: lines[name].sum() for name in parts}
+        weight_all=lines.line_weight.sum(), **{name: lines[name].sum() for name in parts}, **more
     )
     t = per_user(users, sums)
     buyer = t.weight_all > 0
@@ -259,7 +269,7 @@ def _shares_and_tgi(
         columns[f"{name}_tgi"] = ibis.ifelse(
             population_share > 0, share / population_share * 100, ibis.null("float64")
         )
-    return t.select("user_id", **columns)
+    return t.select("user_id", **columns, **{name: t[name] for name in more})
 
 
 def preference_table(
@@ -271,6 +281,7 @@ def preference_table(
     *,
     window_days: int = 365,
     groups: Mapping[str, Sequence[str]] | None = None,
+    lines: ir.Table | None = None,
 ) -> ir.Table:
     """Category preference (品类偏好) and TGI of each group of categories, plus every-quarter buying.
 
@@ -283,27 +294,35 @@ def preference_table(
     ``<name>_every_quarter`` (spent on the group in each of the window's four
     quarters, counted back from ``as_of``: quarter ``floor((d - 1) × 4 / window_days)``
     of an order ``d`` days back, i.e. days 1-92, 93-183, 184-274, 275-365 for 365 days;
-    false without).
+    false without). ``lines``: :func:`window_lines` of the same tables and window, when
+    already computed.
     """
     groups = dict(PREFERENCE_GROUPS if groups is None else groups)
     for name, names in groups.items():
         if not names:
             raise ConfigError(f"category preference {name!r}: give at least one category name.")
-    lines = window_lines(orders, items, products, as_of, window_days)
-    flags = {name: in_categories(lines, names) for name, names in groups.items()}
-    shares = _shares_and_tgi(users, lines, flags, lines.spend)
-    # Quarter 0 holds the most recent days: days_back 1..window_days -> 0..3.
+    if lines is None:
+        lines = window_lines(orders, items, products, as_of, window_days)
+    # Quarter 0 holds the most recent days: days_back 1..window_days -> 0..3 (lines are in the window).
     days_back = ibis.literal(as_of).delta(lines.order_time.date(), unit="day")
     quarter = ((days_back - 1) * 4 / window_days).floor().cast("int64")
-    lines = lines.mutate(quarter=quarter, **{f"in_{name}": flag for name, flag in flags.items()})
-    quarters = lines.group_by("user_id").aggregate(
-        **{
-            f"{name}_every_quarter": lines.quarter.nunique(where=lines[f"in_{name}"] & (lines.spend > 0)) == 4
-            for name in groups
-        }
-    )
+    lines = lines.mutate(quarter=quarter)
+    flags = {name: in_categories(lines, names) for name, names in groups.items()}
+    lines = lines.mutate(**{f"in_{name}": flag for name, flag in flags.items()})
+    flags = {name: lines[f"in_{name}"] for name in groups}
+
+    def every_quarter(rows: ir.Table) -> dict[str, ir.Value]:
+        # Spent on the group in each of the four quarters: one "any" per quarter (the same as
+        # four distinct quarters, without a distinct count), all in the pass of the shares.
+        columns: dict[str, ir.Value] = {}
+        for name in groups:
+            spent = rows[f"in_{name}"] & (rows.spend > 0)
+            each = [(spent & (rows.quarter == q)).fill_null(False).any() for q in range(4)]
+            columns[f"{name}_every_quarter"] = each[0] & each[1] & each[2] & each[3]
+        return columns
+
+    t = _shares_and_tgi(users, lines, flags, lines.spend, every_quarter)
     every = [f"{name}_every_quarter" for name in groups]
-    t = shares.left_join(quarters, "user_id").select(*shares.columns, *every)
     return t.mutate(**{column: t[column].fill_null(False) for column in every})
 
 
@@ -317,6 +336,7 @@ def price_tier_table(
     window_days: int = 365,
     value_quantile: float = 0.25,
     premium_quantile: float = 0.75,
+    lines: ir.Table | None = None,
 ) -> ir.Table:
     """Value-for-money (性价比) and premium (精致) shares and TGI, by price within the leaf category.
 
@@ -331,14 +351,16 @@ def price_tier_table(
     premium_share, premium_tgi``: the share of the user's valid lines in the window
     that are value (premium) lines (each line counts once, whatever its quantity:
     spend would weigh premium lines by their own price), NULL without a line, and
-    the TGI against the same share over all buyers' lines.
+    the TGI against the same share over all buyers' lines. ``lines``: :func:`window_lines`
+    of the same tables and window, when already computed.
     """
     if not 0 < value_quantile < premium_quantile < 1:
         raise ConfigError(
             "price tiers: need 0 < value_quantile < premium_quantile < 1, "
             f"got {value_quantile} and {premium_quantile}."
         )
-    lines = window_lines(orders, items, products, as_of, window_days)
+    if lines is None:
+        lines = window_lines(orders, items, products, as_of, window_days)
     if "price" in products.columns:
         priced = products.select("product_id", "category_l3", ref_price=products.price.cast("float64"))
     else:
@@ -450,9 +472,12 @@ def browse_not_buy_table(
     views = views.select("user_id", "product_id").inner_join(catalogue, "product_id")
     browsed = views.group_by(["user_id", "category"]).aggregate(views=views.count())
     browsed = browsed.filter(browsed.views >= min_views)
+    # Only the orders of users who browsed a category a lot can rule one out: the orders are
+    # cut to those users before their lines are read (two years of lines otherwise).
     valid = valid_orders(orders).select("order_id", "user_id")
+    valid = valid.semi_join(browsed.select("user_id"), "user_id")
     bought = items.select("order_id", "product_id").inner_join(valid, "order_id")
-    bought = bought.inner_join(catalogue, "product_id").select("user_id", "category").distinct()
+    bought = bought.inner_join(catalogue, "product_id").select("user_id", "category")
     never = browsed.anti_join(bought, ["user_id", "category"])
     ranked = never.mutate(
         rank=ibis.row_number().over(

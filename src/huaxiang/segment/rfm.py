@@ -141,80 +141,60 @@ def rfm_table(
     in_window = valid.filter(
         (valid.order_time >= day_start(window_start)) & (valid.order_time < day_start(as_of))
     )
-    per_user = in_window.group_by("user_id").aggregate(
-        last_order_time=in_window.order_time.max(),
-        order_count=in_window.count(),
-        amount_sum=in_window.amount.sum().cast(MONEY),
+    # Scores, ranks and population means are taken over the buyers alone (one row each);
+    # the users without an order are joined afterwards.
+    b = in_window.group_by("user_id").aggregate(
+        recency_days=ibis.literal(as_of).delta(in_window.order_time.max().date(), unit="day").cast("int64"),
+        **{
+            frequency_col: in_window.count().cast("int64"),
+            monetary_col: in_window.amount.sum().cast(MONEY),
+        },
     )
-    base = users.select("user_id").left_join(per_user, "user_id").select(
-        "user_id", "last_order_time", "order_count", "amount_sum"
+    population = b.aggregate(
+        buyers_=b.count(),
+        recency_sum_=b.recency_days.sum(),
+        frequency_sum_=b[frequency_col].sum(),
+        monetary_sum_=b[monetary_col].sum(),
     )
-    has_order = base.order_count.notnull()
-    frequency = base.order_count.fill_null(0).cast("int64")
-    monetary = base.amount_sum.fill_null(ibis.literal(Decimal("0.00"), type=MONEY)).cast(MONEY)
-    recency = ibis.literal(as_of).delta(base.last_order_time.date(), unit="day").cast("int64")
-    t = base.mutate(
-        has_order=has_order,
-        recency_days=recency,
-        **{frequency_col: frequency, monetary_col: monetary},
-    )
-    aov = (t[monetary_col] / t[frequency_col]).cast(MONEY)
-    t = t.mutate(**{aov_col: ibis.ifelse(t.has_order, aov, ibis.null(MONEY))})
+    b = b.cross_join(population)
 
-    # Scores are ranked within the users who have an order (partition by has_order);
-    # the partition of users without one is computed and then discarded.
     def quintile(*order_by: ir.Value) -> ir.IntegerValue:
-        window = ibis.window(group_by=t.has_order, order_by=[*order_by, t.user_id])
+        window = ibis.window(order_by=[*order_by, b.user_id])
         return (ibis.ntile(SCORE_LEVELS).over(window) + 1).cast("int64")
 
     r_score = (
-        SCORE_LEVELS - _count_above(t.recency_days, cuts["r"])
+        SCORE_LEVELS - _count_above(b.recency_days, cuts["r"])
         if "r" in cuts
-        else quintile(ibis.desc(t.recency_days))
+        else quintile(ibis.desc(b.recency_days))
     )
-    f_score = 1 + _count_above(t[frequency_col], cuts["f"]) if "f" in cuts else quintile(t[frequency_col])
-    m_score = 1 + _count_above(t[monetary_col], cuts["m"]) if "m" in cuts else quintile(t[monetary_col])
-
-    # Population sums over users with an order; "x >= mean" is evaluated as "x * n >= sum".
-    population = ibis.window(group_by=t.has_order)
-    buyers = t.has_order.cast("int64").sum().over(population)
-    r_high = t.recency_days * buyers <= t.recency_days.sum().over(population)
-    f_high = t[frequency_col] * buyers >= t[frequency_col].sum().over(population)
-    m_high = t[monetary_col] * buyers >= t[monetary_col].sum().over(population)
-    # The shop's average order value in the window: total amount / total orders.
-    aov_high = t[monetary_col] * t[frequency_col].sum().over(population) >= (
-        t[monetary_col].sum().over(population) * t[frequency_col]
+    f_score = 1 + _count_above(b[frequency_col], cuts["f"]) if "f" in cuts else quintile(b[frequency_col])
+    m_score = 1 + _count_above(b[monetary_col], cuts["m"]) if "m" in cuts else quintile(b[monetary_col])
+    # "x >= the buyers' mean" is evaluated as "x * buyers >= sum" (exact for decimals).
+    b = b.mutate(
+        **{aov_col: (b[monetary_col] / b[frequency_col]).cast(MONEY)},
+        rfm_r_score=r_score,
+        rfm_f_score=f_score,
+        rfm_m_score=m_score,
+        r_high_flag=b.recency_days * b.buyers_ <= b.recency_sum_,
+        f_high_flag=b[frequency_col] * b.buyers_ >= b.frequency_sum_,
+        m_high_flag=b[monetary_col] * b.buyers_ >= b.monetary_sum_,
+        # The shop's average order value in the window: total amount / total orders.
+        aov_high_flag=b[monetary_col] * b.frequency_sum_ >= b.monetary_sum_ * b[frequency_col],
     )
-
-    def only_buyers(value: ir.Value) -> ir.Value:
-        return ibis.ifelse(t.has_order, value, ibis.null(value.type()))
-
-    t = t.mutate(
-        rfm_r_score=only_buyers(r_score),
-        rfm_f_score=only_buyers(f_score),
-        rfm_m_score=only_buyers(m_score),
-        r_high_flag=r_high,
-        f_high_flag=f_high,
-        m_high_flag=m_high,
-        aov_high_flag=aov_high,
-    )
-    t = t.mutate(
-        rfm_score=t.rfm_r_score + t.rfm_f_score + t.rfm_m_score,
-        rfm_class=only_buyers(
-            ibis.cases(
-                *(
-                    ((t["m_high_flag"] == m) & (t["r_high_flag"] == r) & (t["f_high_flag"] == f), label)
-                    for (m, r, f), label in RFM_CLASSES.items()
-                )
+    b = b.mutate(
+        rfm_score=b.rfm_r_score + b.rfm_f_score + b.rfm_m_score,
+        rfm_class=ibis.cases(
+            *(
+                ((b.m_high_flag == m) & (b.r_high_flag == r) & (b.f_high_flag == f), label)
+                for (m, r, f), label in RFM_CLASSES.items()
             )
         ),
         rfm_cell=ibis.literal("R")
-        .concat(t.rfm_r_score.cast("string"), "F", t.rfm_f_score.cast("string"))
-        .concat("M", t.rfm_m_score.cast("string")),
-        rfm_playbook=only_buyers(_playbook(t.rfm_r_score, t.rfm_f_score, t.rfm_m_score, t["aov_high_flag"])),
+        .concat(b.rfm_r_score.cast("string"), "F", b.rfm_f_score.cast("string"))
+        .concat("M", b.rfm_m_score.cast("string")),
+        rfm_playbook=_playbook(b.rfm_r_score, b.rfm_f_score, b.rfm_m_score, b.aov_high_flag),
     )
-    return t.select(
-        "user_id",
+    columns = [
         "recency_days",
         frequency_col,
         monetary_col,
@@ -226,7 +206,13 @@ def rfm_table(
         "rfm_class",
         "rfm_cell",
         "rfm_playbook",
+    ]
+    t = users.select("user_id").left_join(b.select("user_id", *columns), "user_id")
+    zero = ibis.literal(Decimal("0.00"), type=MONEY)
+    filled = t.mutate(
+        **{frequency_col: t[frequency_col].fill_null(0), monetary_col: t[monetary_col].fill_null(zero)}
     )
+    return filled.select("user_id", *columns)
 
 
 def _playbook(

@@ -85,11 +85,24 @@ class TraitThresholds:
 def _purchases(orders: ir.Table, items: ir.Table, products: ir.Table, as_of: dt.date, days: int) -> ir.Table:
     """One row per (order, product) of the valid orders in the window, with buyer, time and leaf."""
     in_window = window_orders(orders, as_of, days).select("order_id", "user_id", "order_time")
-    lines = items.filter(items.product_id.notnull()).select("order_id", "product_id").distinct()
+    # Lines of the window's orders only are de-duplicated (not every line of the data).
+    lines = items.filter(items.product_id.notnull()).select("order_id", "product_id")
+    lines = lines.semi_join(in_window, "order_id").distinct()
     bought = lines.inner_join(in_window, "order_id")
     leaves = products.select("product_id", leaf="category_l3")
     joined = bought.left_join(leaves, "product_id")
     return joined.select("user_id", "order_id", "order_time", "product_id", "leaf")
+
+
+def purchases_of_lines(lines: ir.Table) -> ir.Table:
+    """The purchases of :func:`traits_table` from :func:`~huaxiang.segment.purchase.window_lines`.
+
+    The same rows when ``order_id`` is the key of orders and ``product_id`` that of products
+    (as ingestion makes them): a line carries its order's buyer and time and its product's leaf.
+    """
+    lines = lines.filter(lines.product_id.notnull())
+    leaf = lines.category_l3 if "category_l3" in lines.columns else ibis.null("string")
+    return lines.select("user_id", "order_id", "order_time", "product_id", leaf=leaf).distinct()
 
 
 def traits_table(
@@ -100,6 +113,7 @@ def traits_table(
     events: ir.Table,
     as_of: dt.date,
     thresholds: TraitThresholds | None = None,
+    purchases: ir.Table | None = None,
 ) -> ir.Table:
     """Impulsive (冲动型), price comparer (比价型) and hesitant (犹豫型) per user.
 
@@ -118,18 +132,24 @@ def traits_table(
     - ``trait_hesitant``: the intent signal or the slow-purchase signal.
 
     Shares are NULL for a user without the purchases they are taken over; every
-    trait is false for a user without the needed activity.
+    trait is false for a user without the needed activity. ``purchases``: the
+    purchases of the window when already computed (:func:`purchases_of_lines` of
+    :func:`~huaxiang.segment.purchase.window_lines` over ``window_days``).
     """
     th = thresholds or TraitThresholds()
     end = day_start(as_of)
-    purchases = _purchases(orders, items, products, as_of, th.window_days)
+    if purchases is None:
+        purchases = _purchases(orders, items, products, as_of, th.window_days)
     # Only events a judged purchase, a comparison or an intent can reach: the purchase window
     # plus the longest look-back before an order, or the intent window (two years of events
     # would otherwise go through the joins).
     reach = max(th.window_days + max(th.lookback_days, th.compare_days), th.intent_days)
     start = day_start(as_of - dt.timedelta(days=reach))
     product_events = events.filter(
-        events.product_id.notnull() & (events.event_time < end) & (events.event_time >= start)
+        events.product_id.notnull()
+        & (events.event_time < end)
+        & (events.event_time >= start)
+        & events.event_type.isin(list(dict.fromkeys((*SEEN_EVENTS, *INTENT_EVENTS))))
     ).select("user_id", "product_id", "event_type", "event_time")
 
     # Impulse and time to buy: events on the purchased product before the order.
@@ -190,7 +210,9 @@ def traits_table(
     )
     intents = intents.group_by(["user_id", "product_id"]).aggregate(first_intent=intents.event_time.min())
     valid = valid_orders(orders)
-    valid = valid.filter(valid.order_time < end).select("order_id", "user_id", "order_time")
+    # An intent starts in the intent window, so only orders from its start can convert it.
+    valid = valid.filter((valid.order_time < end) & (valid.order_time >= intent_start))
+    valid = valid.select("order_id", "user_id", "order_time")
     bought = items.select("order_id", "product_id").inner_join(valid, "order_id")
     bought = bought.rename(buyer="user_id", bought_product="product_id")
     converted = intents.semi_join(
@@ -243,4 +265,4 @@ def traits_table(
     )
 
 
-__all__ = ["INTENT_EVENTS", "SEEN_EVENTS", "TraitThresholds", "traits_table"]
+__all__ = ["INTENT_EVENTS", "SEEN_EVENTS", "TraitThresholds", "purchases_of_lines", "traits_table"]

@@ -6,13 +6,41 @@ scene strength is a maker of its own (``scene:``), compiled by :mod:`huaxiang.en
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+
+import ibis.expr.types as ir
 
 from huaxiang.engine.registry import ModelContext, ModelOutput, int_param, model_maker
 from huaxiang.errors import ConfigError
 from huaxiang.segment.aipl import aipl_table
 from huaxiang.segment.brand import brand_table
+from huaxiang.segment.rfm import day_start
+
+#: Columns of the shared recent events (those the events table has).
+_RECENT_EVENT_COLUMNS = ("user_id", "event_time", "event_type", "product_id")
+
+
+def recent_events(context: ModelContext, days: int) -> ir.Table:
+    """The events of the ``days`` whole days before the as-of date, shared by the makers of a build.
+
+    Computed once per build and window (and materialised in a build), so the makers that
+    read only recent events (AIPL, brand intent, browse-not-buy) scan the full events
+    table once between them. A maker filtering its events to that window itself gets
+    the same rows either way. ``days`` below 1 gives the events table unchanged (the
+    maker's own check then reports the parameter).
+    """
+    events = context.tables["events"]
+    if days < 1 or "event_time" not in events.columns:
+        return events
+
+    def cut() -> ir.Table:
+        start = day_start(context.as_of - dt.timedelta(days=days))
+        kept = events.filter((events.event_time >= start) & (events.event_time < day_start(context.as_of)))
+        return kept.select(*(c for c in _RECENT_EVENT_COLUMNS if c in events.columns))
+
+    return context.shared.get(f"recent_events:{context.as_of.isoformat()}:{days}", cut)
 
 
 @model_maker(
@@ -30,12 +58,15 @@ def aipl(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     orders = context.tables.get("orders")
     if orders is not None and not {"user_id", "order_time"} <= set(orders.columns):
         orders = None
+    window_days = int_param(params, "window_days", windows.recent_days)
+    # With orders, events are read only in the window; without, purchase events go further back.
+    events = recent_events(context, window_days) if orders is not None else context.tables["events"]
     table = aipl_table(
         context.tables["users"],
-        context.tables["events"],
+        events,
         orders,
         context.as_of,
-        window_days=int_param(params, "window_days", windows.recent_days),
+        window_days=window_days,
         purchase_window_days=int_param(params, "purchase_window_days", windows.long_days),
         loyalty_min_days=int_param(params, "loyalty_min_days", 2),
         interest_min_views=int_param(params, "interest_min_views", 2),
@@ -84,6 +115,10 @@ def brand(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     if isinstance(share, bool) or not isinstance(share, int | float):
         raise ConfigError(f"parameter core_share takes a number between 0 and 1, got {share!r}.")
     windows = context.settings.windows
+    intent_window_days = int_param(params, "intent_window_days", windows.recent_days)
+    events = context.tables.get("events")
+    if events is not None:  # brand intent reads only the events of its window
+        events = recent_events(context, intent_window_days)
     products = context.tables["products"]
     # The brand's categories default to the deepest category level the data has.
     levels = [level for level in ("category_l3", "category_l2", "category_l1") if level in products.columns]
@@ -92,12 +127,12 @@ def brand(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
         context.tables["orders"],
         context.tables["order_items"],
         products,
-        context.tables.get("events"),
+        events,
         context.as_of,
         brand=name,
         competitors=competitors,
         window_days=int_param(params, "window_days", windows.long_days),
-        intent_window_days=int_param(params, "intent_window_days", windows.recent_days),
+        intent_window_days=intent_window_days,
         core_min_orders=int_param(params, "core_min_orders", 2),
         core_share=float(share),
         category_level=str(params.get("category_level", levels[0])),

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ibis.expr.types as ir
+
+from huaxiang.engine.makers.behaviour import recent_events
 from huaxiang.engine.registry import ModelContext, ModelOutput, float_param, int_param, model_maker
 from huaxiang.errors import ConfigError
 from huaxiang.segment.purchase import (
@@ -21,11 +24,23 @@ from huaxiang.segment.purchase import (
     preference_table,
     price_tier_table,
     promo_table,
+    window_lines,
 )
-from huaxiang.segment.traits import TraitThresholds, traits_table
+from huaxiang.segment.traits import TraitThresholds, purchases_of_lines, traits_table
 
 _ORDERS = ("users.user_id", "orders.user_id", "orders.order_time")
 _LINES = (*_ORDERS, "order_items.order_id", "order_items.product_id", "products.product_id")
+
+
+def _window_lines(context: ModelContext, window_days: int) -> ir.Table:
+    """:func:`window_lines` of the build, computed once per window for the makers that read it."""
+    t = context.tables
+    if window_days < 1:  # the maker's own check reports it
+        return window_lines(t["orders"], t["order_items"], t["products"], context.as_of, window_days)
+    return context.shared.get(
+        f"window_lines:{context.as_of.isoformat()}:{window_days}",
+        lambda: window_lines(t["orders"], t["order_items"], t["products"], context.as_of, window_days),
+    )
 
 
 def _names(
@@ -52,15 +67,17 @@ def _names(
 def categories(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     """Distinct top categories bought, single-category buyers and shopaholics (:func:`category_table`)."""
     t = context.tables
+    window_days = int_param(params, "window_days", 365)
     table = category_table(
         t["users"],
         t["orders"],
         t["order_items"],
         t["products"],
         context.as_of,
-        window_days=int_param(params, "window_days", 365),
+        window_days=window_days,
         shopaholic_orders=int_param(params, "shopaholic_orders", 24),
         shopaholic_categories=int_param(params, "shopaholic_categories", 6),
+        lines=_window_lines(context, window_days),
     )
     return ModelOutput(table)
 
@@ -105,14 +122,16 @@ def category_preference(context: ModelContext, params: Mapping[str, Any]) -> Mod
         for name, default in PREFERENCE_GROUPS.items()
     }
     t = context.tables
+    window_days = int_param(params, "window_days", 365)
     table = preference_table(
         t["users"],
         t["orders"],
         t["order_items"],
         t["products"],
         context.as_of,
-        window_days=int_param(params, "window_days", 365),
+        window_days=window_days,
         groups=groups,
+        lines=_window_lines(context, window_days),
     )
     return ModelOutput(table)
 
@@ -125,15 +144,17 @@ def category_preference(context: ModelContext, params: Mapping[str, Any]) -> Mod
 def price_tier(context: ModelContext, params: Mapping[str, Any]) -> ModelOutput:
     """Value-for-money and premium spend shares and TGI within leaf categories (:func:`price_tier_table`)."""
     t = context.tables
+    window_days = int_param(params, "window_days", 365)
     table = price_tier_table(
         t["users"],
         t["orders"],
         t["order_items"],
         t["products"],
         context.as_of,
-        window_days=int_param(params, "window_days", 365),
+        window_days=window_days,
         value_quantile=float_param(params, "value_quantile", 0.25),
         premium_quantile=float_param(params, "premium_quantile", 0.75),
+        lines=_window_lines(context, window_days),
     )
     return ModelOutput(table)
 
@@ -159,14 +180,15 @@ def browse_not_buy(context: ModelContext, params: Mapping[str, Any]) -> ModelOut
             f"model browse_not_buy: level {level} reads products.{column}, which the workspace data lacks."
         )
     t = context.tables
+    window_days = int_param(params, "window_days", 30)
     table = browse_not_buy_table(
         t["users"],
         t["orders"],
         t["order_items"],
         products,
-        t["events"],
+        recent_events(context, window_days),  # it reads only the views of its window
         context.as_of,
-        window_days=int_param(params, "window_days", 30),
+        window_days=window_days,
         min_views=int_param(params, "min_views", 5),
         level=level,
         categories=_names(params, "categories", None, "browse_not_buy"),
@@ -193,7 +215,23 @@ def consumption_traits(context: ModelContext, params: Mapping[str, Any]) -> Mode
     """Impulsive, price comparer and hesitant buyers (:func:`huaxiang.segment.traits.traits_table`)."""
     thresholds = TraitThresholds(**dict(params))
     t = context.tables
+    # The purchases come from the window's lines shared with other makers when lines have prices,
+    # and are run into a table once (the traits read them twice).
+    purchases = None
+    if {"quantity", "unit_price"} <= set(t["order_items"].columns) and thresholds.window_days >= 1:
+        lines = _window_lines(context, thresholds.window_days)
+        purchases = context.shared.get(
+            f"trait_purchases:{context.as_of.isoformat()}:{thresholds.window_days}",
+            lambda: purchases_of_lines(lines),
+        )
     table = traits_table(
-        t["users"], t["orders"], t["order_items"], t["products"], t["events"], context.as_of, thresholds
+        t["users"],
+        t["orders"],
+        t["order_items"],
+        t["products"],
+        t["events"],
+        context.as_of,
+        thresholds,
+        purchases=purchases,
     )
     return ModelOutput(table)
