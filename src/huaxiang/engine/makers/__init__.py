@@ -5,6 +5,6 @@ Each module registers its makers with :func:`huaxiang.engine.registry.model_make
 and keeps the computation itself in :mod:`huaxiang.segment`.
 """
 
-from huaxiang.engine.makers import behaviour, demographics, purchase
+from huaxiang.engine.makers import behaviour, demographics, models, purchase
 
-__all__ = ["behaviour", "demographics", "purchase"]
+__all__ = ["behaviour", "demographics", "models", "purchase"]
