@@ -41,10 +41,13 @@ bench-audience: $(STAMP) ## Benchmark audiences on 10M synthetic users; SNAPSHOT
 	$(BIN)/python bench/bench_audience.py --users 10000000 --out /tmp/huaxiang-bench-audience --duckdb-table
 	$(if $(SNAPSHOT),$(BIN)/python bench/bench_audience.py --snapshot $(SNAPSHOT) --out /tmp/huaxiang-bench-audience --duckdb-table)
 
+bench-service: $(STAMP) ## Benchmark user lookups in the process and over HTTP (wrk); SOURCE=a built 1M workspace
+	$(BIN)/python bench/bench_service.py --source $(or $(SOURCE),/tmp/hx-bench-build-1m/full) --out /tmp/huaxiang-bench-service
+
 docs-schema: $(STAMP) ## Regenerate docs/data-model.md from the schema
 	$(BIN)/huaxiang schema --markdown > docs/data-model.md
 
 clean: ## Remove the virtualenv, caches and the demo workspace
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint bench-sample bench-build bench-audience docs-schema clean
+.PHONY: help install demo test lint bench-sample bench-build bench-audience bench-service docs-schema clean
