@@ -17,12 +17,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from huaxiang import __version__
+from huaxiang.analysis.cli import register as register_analysis
 from huaxiang.audience.cli import audience_app
 from huaxiang.catalog import CATEGORY_LABELS_ZH, Category
 from huaxiang.cli_common import WorkspaceOption, err, out, parse_date, print_error
 from huaxiang.errors import CatalogError, HuaxiangError, StrictIngestError, did_you_mean
+from huaxiang.groups_cli import groups_app
 from huaxiang.io.ingest import IngestReport
 from huaxiang.model import schema
+from huaxiang.serve.cli import register as register_serve
 from huaxiang.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -193,7 +196,7 @@ def demo(
         _print_distribution(result.path, "target_group_10", "十大靶群 ten target groups")
         _print_distribution(result.path, "aipl_stage", "AIPL 链路 AIPL stage")
     out.print(
-        "\n[bold]The service and the console arrive with the next releases.[/]\n"
+        "\n[bold]The console arrives with the next releases; 'huaxiang serve' starts the API.[/]\n"
         "Next, try (after 'source .venv/bin/activate' when installed by make):\n"
         f"  huaxiang tags list -w {directory}              the tag catalog\n"
         f"  huaxiang profile U00000001 -w {directory}      every tag of one user\n"
@@ -208,6 +211,8 @@ def demo(
 
 
 app.add_typer(audience_app, name="audience")
+app.add_typer(groups_app, name="groups")  # value groups report and compare (huaxiang.groups_cli)
+register_analysis(app)  # experiment, review, plan-campaign, report (huaxiang.analysis.cli)
 
 tags_app = typer.Typer(help="The tag catalog (标签目录): list, show and plan tags.", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")
@@ -316,6 +321,8 @@ def profile_command(
 
 bins_app = typer.Typer(help="Bins (分档): cut points suggested from the data.", no_args_is_help=True)
 app.add_typer(bins_app, name="bins")
+
+register_serve(app)  # serve, token, audit, events (huaxiang.serve.cli)
 
 
 @bins_app.command("suggest")
