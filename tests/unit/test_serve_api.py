@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,8 @@ def test_unknown_user_is_404_naming_the_user(client: TestClient, tokens: Tokens)
             ("admin", "service"),
         ),
         ("get", "/audit", None, ADMIN_ONLY),
+        ("get", "/experiments", None, ("admin", "analyst")),
+        ("get", "/reports/segments?tag=rfm_class", None, ("admin", "analyst")),
     ],
 )
 def test_every_role_is_allowed_or_refused(
@@ -340,3 +343,46 @@ def test_revoked_and_bad_tokens_are_401(shop: Path) -> None:
     rows = store.engine.connect().exec_driver_sql("SELECT token_sha256 FROM service_tokens").fetchall()
     store.close()
     assert created.token not in str(rows) and token_hash(created.token) in {r[0] for r in rows}
+
+
+# ---------------------------------------------------------------------------- experiments and report data
+
+
+def test_experiments_and_their_results_are_the_library_calls(
+    client: TestClient, tokens: Tokens, shop: Path
+) -> None:
+    """The sample shop's planted campaign as an experiment: listed, shown, its results as the library's."""
+    from huaxiang.analysis.experiments import experiment_from_touches
+    from huaxiang.analysis.metrics import experiment_results
+
+    experiment_from_touches(shop, "camp_2026_double11_coupon", name="double11")
+    listed = client.get("/experiments", headers=tokens.header("analyst")).json()
+    assert [item["name"] for item in listed] == ["double11"]
+    one = client.get("/experiments/double11", headers=tokens.header("admin")).json()
+    assert one["sizes"] == listed[0]["sizes"] and sum(one["sizes"].values()) > 0
+    body = client.get(
+        "/experiments/double11/results", params={"by": "lifecycle_stage"}, headers=tokens.header("analyst")
+    ).json()
+    expected = experiment_results(shop, "double11", by="lifecycle_stage", save=False).to_dict()
+    assert body == json.loads(json.dumps(expected))
+    assert body["segment_tag"] == "lifecycle_stage" and body["metrics"]
+    missing = client.get("/experiments/double12/results", headers=tokens.header("admin"))
+    assert missing.status_code == 404 and "double12" in missing.json()["error"]["message"]
+    assert client.get("/experiments", headers=tokens.header("merchant")).status_code == 403
+
+
+def test_segment_sizes_and_arpu_are_the_reports_data(client: TestClient, tokens: Tokens, shop: Path) -> None:
+    from huaxiang.analysis.report import segment_summary
+
+    body = client.get(
+        "/reports/segments", params={"tag": "rfm_class"}, headers=tokens.header("analyst")
+    ).json()
+    assert body == json.loads(json.dumps(segment_summary(shop, "rfm_class")))
+    assert body["as_of"] == AS_OF.isoformat() and body["users"] == USERS
+    buyers = pq.read_table(shop / "snapshots" / AS_OF.isoformat() / "tags.parquet", columns=["rfm_class"])
+    assert sum(s["users"] for s in body["segments"]) == USERS - buyers.column(0).null_count
+    assert body["segments"][0]["label"].startswith(body["segments"][0]["value"])
+    numeric = client.get("/reports/segments", params={"tag": "age"}, headers=tokens.header("admin"))
+    assert numeric.status_code == 400 and "enum or boolean" in numeric.json()["error"]["message"]
+    unknown = client.get("/reports/segments", params={"tag": "rfm_clas"}, headers=tokens.header("admin"))
+    assert unknown.status_code == 404 and "rfm_class" in unknown.json()["error"]["message"]

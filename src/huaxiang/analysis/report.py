@@ -134,6 +134,53 @@ def _by_segment(tags: Any, tag: str) -> list[dict[str, Any]]:
     return rows
 
 
+SEGMENT_TYPES = ("enum", "hierarchical_enum", "boolean")
+
+
+def segment_summary(workspace_dir: str | Path, tag: str, as_of: dt.date | None = None) -> dict[str, Any]:
+    """Users and ARPU per value of an enum or boolean tag, with bilingual labels: the report's data.
+
+    The numbers behind the report's size-and-ARPU charts, for the API and other callers:
+    ``{"as_of", "tag", "users", "segments": [{"value", "label", "users", "arpu"}]}`` in the
+    tag's declared order (others after, by value). ARPU is the mean 365-day spend, 0 for
+    users without a valid order.
+    """
+    from huaxiang.history import find_snapshot
+
+    snapshot = find_snapshot(Path(workspace_dir), as_of)
+    snapshot.require_tag(tag)
+    kind = snapshot.definition(tag).get("type")
+    if kind is not None and kind not in SEGMENT_TYPES:
+        raise RequestError(
+            f"tag '{tag}' is a {kind} tag; segments are read from enum or boolean tags "
+            f"({', '.join(SEGMENT_TYPES)}), e.g. lifecycle_stage or rfm_class."
+        )
+    con = ibis.duckdb.connect()
+    try:
+        tags = con.read_parquet(snapshot.tags_path)
+        total = int(tags.count().to_pyarrow().as_py())
+        rows = _by_segment(tags, tag)
+    finally:
+        con.disconnect()
+    labels = _value_names(snapshot, tag)
+    rank = {value: index for index, value in enumerate(labels)}
+    rows.sort(key=lambda row: (rank.get(row["segment"], len(rank)), row["segment"]))
+    return {
+        "as_of": snapshot.as_of.isoformat(),
+        "tag": tag,
+        "users": total,
+        "segments": [
+            {
+                "value": row["segment"],
+                "label": labels.get(row["segment"], row["segment"]),
+                "users": int(row["users"]),
+                "arpu": round(float(row["arpu"]), 2),
+            }
+            for row in rows
+        ],
+    }
+
+
 def _sizes_figure(rows: list[dict[str, Any]], labels: dict[str, str], title: str, order: list[str]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

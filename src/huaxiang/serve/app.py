@@ -203,7 +203,7 @@ async def _no_body() -> Message:
 
 def create_app(settings: Settings) -> FastAPI:
     """The tag service over ``settings.workspace`` (loads the latest snapshot and starts watching)."""
-    from huaxiang.serve.routes import admin, audiences, catalog, events, meta, users
+    from huaxiang.serve.routes import admin, analysis, audiences, catalog, events, meta, users
 
     service = Service(settings)
     service.start()
@@ -224,7 +224,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (users, meta, catalog, audiences, events, admin):  # the lookup first: matched first
+    # The lookup first: matched first.
+    for module in (users, meta, catalog, audiences, events, admin, analysis):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
