@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,8 @@ import ibis
 import ibis.expr.types as ir
 
 from huaxiang.catalog import Catalog, TagDef, compile_rule, kind_of_tag_type
-from huaxiang.catalog.makers import TAG_ID, ActionSpec, BinsSpec, MetricSpec, SceneSpec
+from huaxiang.catalog.makers import ActionSpec, MetricSpec, SceneSpec
+from huaxiang.engine.bins import bins_value
 from huaxiang.engine.registry import (
     COLUMN_PARAM,
     MODEL_MAKERS,
@@ -38,6 +38,7 @@ from huaxiang.engine.registry import (
     SharedTables,
     call_key,
 )
+from huaxiang.engine.scenes import PlannedScene, ScenePlan, plan_scene_tags
 from huaxiang.errors import ConfigError, MissingInputError
 from huaxiang.segment.rfm import day_start
 from huaxiang.segment.scene import scene_strength, scene_values
@@ -619,152 +620,6 @@ class _Compiler:
                 f"which does not fit the tag's type {tag.type}."
             )
         return column
-
-
-# ---------------------------------------------------------------------------- scene templates
-
-
-@dataclass(frozen=True)
-class PlannedScene:
-    """One scene of a template: its value in the data, names and the ids of the tags it gets.
-
-    An id is ``None`` when the catalog already defines a tag with it (the explicit tag wins).
-    """
-
-    value: str
-    name_zh: str
-    name_en: str
-    score_id: str | None
-    flag_id: str | None
-
-
-@dataclass
-class ScenePlan:
-    """What a scene template makes: the scenes with tags, and the scene values it cannot use."""
-
-    template: str
-    scenes: list[PlannedScene] = field(default_factory=list)
-    taken: list[str] = field(default_factory=list)
-    """Scene values whose two tags are both defined already (catalog or an earlier template)."""
-    unusable: dict[str, str] = field(default_factory=dict)
-    """Scene value -> why no tag id can be made from it."""
-
-    def table(self) -> ir.Table:
-        """The plan as rows for the manifest: scene, names, tag ids and a note."""
-        rows: list[dict[str, Any]] = [
-            {
-                "scene": scene.value,
-                "name_zh": scene.name_zh,
-                "name_en": scene.name_en,
-                "score_tag": scene.score_id,
-                "flag_tag": scene.flag_id,
-                "note": None,
-            }
-            for scene in self.scenes
-        ]
-        rows += [
-            {"scene": value, "name_zh": None, "name_en": None, "score_tag": None, "flag_tag": None,
-             "note": "both tags are defined already (in the catalog or by another template)"}
-            for value in self.taken
-        ]
-        rows += [
-            {"scene": value, "name_zh": None, "name_en": None, "score_tag": None, "flag_tag": None,
-             "note": reason}
-            for value, reason in self.unusable.items()
-        ]
-        schema = dict.fromkeys(("scene", "name_zh", "name_en", "score_tag", "flag_tag", "note"), "string")
-        return ibis.memtable(rows, schema=schema)
-
-
-def plan_scene_tags(tag: TagDef, spec: SceneSpec, found: list[str], defined: set[str]) -> ScenePlan:
-    """The tags a scene template makes for the scene values ``found`` in the data.
-
-    Scene ``outing`` gets ``scene_outing_score`` (probability) and ``scene_outing``
-    (boolean). The id part is ``labels[value].id`` when given, else the value with
-    ``-`` written ``_``; a value that still is not snake_case (``郊游``) is unusable
-    until a label gives it an id. Ids in ``defined`` (the catalog's, an earlier
-    template's) are not made again.
-    """
-    plan = ScenePlan(tag.id)
-    made: dict[str, str] = {}
-    for value in found:
-        label = spec.labels.get(value)
-        part = label.id if label is not None and label.id is not None else value.replace("-", "_")
-        score_id, flag_id = f"scene_{part}_score", f"scene_{part}"
-        if not TAG_ID.match(flag_id):
-            plan.unusable[value] = (
-                f"scene {value!r} (products/content scene_tags) cannot form a tag id; give it one in "
-                f"scene.labels, e.g. {{{value}: {{id: outing, name_zh: {value}}}}}"
-            )
-            continue
-        if flag_id in made:
-            plan.unusable[value] = (
-                f"scene {value!r} would make {flag_id}, which scene {made[flag_id]!r} makes already; "
-                "give one of them another id in scene.labels"
-            )
-            continue
-        made[flag_id] = value
-        name_zh = label.name_zh if label is not None and label.name_zh is not None else value
-        default_en = value.replace("_", " ").replace("-", " ").capitalize()
-        name_en = label.name_en if label is not None and label.name_en is not None else default_en
-        planned = PlannedScene(
-            value=value,
-            name_zh=name_zh,
-            name_en=name_en,
-            score_id=None if score_id in defined else score_id,
-            flag_id=None if flag_id in defined else flag_id,
-        )
-        if planned.score_id is None and planned.flag_id is None:
-            plan.taken.append(value)
-        else:
-            plan.scenes.append(planned)
-    return plan
-
-
-# ---------------------------------------------------------------------------- bins
-
-
-def bins_value(value: ir.NumericValue, spec: BinsSpec, user_id: ir.Value) -> ir.Value:
-    """The bin label of ``value`` (NULL stays NULL)."""
-    if spec.edges is not None:
-        labels = spec.bin_labels() or []
-        branches = [(value <= edge, labels[index]) for index, edge in enumerate(spec.edges)]
-        return ibis.cases(*branches, (value.notnull(), labels[-1]), else_=ibis.null("string"))
-    if spec.width is not None:
-        return _band_label(value, spec)
-    quantiles = spec.quantiles or 2
-    labels = spec.bin_labels() or []
-    window = ibis.window(group_by=value.isnull(), order_by=[value, user_id])
-    index = ibis.ntile(quantiles).over(window)  # Ibis 12 counts from 0
-    branches = [(index == position, label) for position, label in enumerate(labels)]
-    return ibis.ifelse(value.isnull(), ibis.null("string"), ibis.cases(*branches, else_=ibis.null("string")))
-
-
-def _band_label(value: ir.NumericValue, spec: BinsSpec) -> ir.Value:
-    """``format`` with ``{lo}`` and ``{hi}`` of the band ``[k*w, (k+1)*w)`` holding ``value``."""
-    width = float(spec.width or 1.0)
-    index = (value.cast("float64") / width).floor()
-    lo = index * width
-    hi = lo + width
-    bounds = {"lo": _bound_text(lo), "hi": _bound_text(hi)}
-    parts: list[ir.Value] = []
-    for literal, name, _, _ in string.Formatter().parse(spec.format):
-        if literal:
-            parts.append(ibis.literal(literal))
-        if name is not None:
-            parts.append(bounds[name])
-    if not parts:
-        parts.append(ibis.literal(spec.format))
-    label = parts[0].cast("string")
-    for part in parts[1:]:
-        label = label.concat(part)
-    return ibis.ifelse(value.isnull(), ibis.null("string"), label)
-
-
-def _bound_text(bound: ir.FloatingValue) -> ir.StringValue:
-    """A bound as :func:`format_bound` writes it: ``5`` not ``5.0``, ``2.5`` stays."""
-    whole = bound.floor() == bound
-    return ibis.ifelse(whole, bound.cast("int64").cast("string"), bound.cast("string"))
 
 
 __all__ = [
