@@ -19,6 +19,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, create_engin
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from huaxiang.audience.store import utcnow
 from huaxiang.errors import NotFoundError, RequestError, did_you_mean
 
 
@@ -57,10 +58,6 @@ class SavedExperiment:
     created_at: dt.datetime
     assigned_as_of: str | None
     sizes: dict[str, int] | None
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
 class ExperimentStore:
@@ -106,7 +103,7 @@ class ExperimentStore:
                     session.delete(old)
             row.definition = json.dumps(definition, ensure_ascii=False, sort_keys=True, default=str)
             row.created_by = created_by
-            row.created_at = _utcnow()
+            row.created_at = utcnow()
             row.assigned_as_of = None
             row.sizes = None
 
@@ -137,7 +134,7 @@ class ExperimentStore:
             session.add(
                 _ResultRow(
                     experiment_id=row.id,
-                    computed_at=_utcnow(),
+                    computed_at=utcnow(),
                     payload=json.dumps(payload, ensure_ascii=False, default=str),
                 )
             )

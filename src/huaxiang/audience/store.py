@@ -134,7 +134,8 @@ def default_url(workspace_dir: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _utcnow() -> dt.datetime:
+def utcnow() -> dt.datetime:
+    """Now in UTC, naive and to the second: how every metadata table stores times."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
@@ -197,7 +198,7 @@ class AudienceStore:
             row.text = text
             row.description = description
             row.created_by = created_by
-            row.created_at = _utcnow()
+            row.created_at = utcnow()
             row.frozen_as_of = as_of if kind == "static" else None
             row.members = (
                 zlib.compress("\n".join(members).encode("utf-8"))
@@ -206,7 +207,7 @@ class AudienceStore:
             )
             session.flush()
             session.add(
-                _SizeRow(audience_id=row.id, as_of=as_of, size=size, users=users, recorded_at=_utcnow())
+                _SizeRow(audience_id=row.id, as_of=as_of, size=size, users=users, recorded_at=utcnow())
             )
         return self.get(name)
 
@@ -268,10 +269,10 @@ class AudienceStore:
             ).one_or_none()
             if found is None:
                 session.add(
-                    _SizeRow(audience_id=row.id, as_of=as_of, size=size, users=users, recorded_at=_utcnow())
+                    _SizeRow(audience_id=row.id, as_of=as_of, size=size, users=users, recorded_at=utcnow())
                 )
             else:
-                found.size, found.users, found.recorded_at = size, users, _utcnow()
+                found.size, found.users, found.recorded_at = size, users, utcnow()
 
     # ------------------------------------------------------------------ exports
 

@@ -29,6 +29,7 @@ from sqlalchemy import DateTime, Integer, String, Text, create_engine, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from huaxiang.audience.store import utcnow
 from huaxiang.catalog import Category
 from huaxiang.errors import HuaxiangError, NotFoundError, RequestError, did_you_mean
 
@@ -122,10 +123,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-
-
 def parse_categories(text: str | None) -> frozenset[str] | None:
     """``"basic,scene"`` → the categories, checked against the catalog's (``scene`` = ``category_scene``)."""
     if text is None:
@@ -207,7 +204,7 @@ class TokenStore:
                 min_audience=min_audience,
                 export_salt=secrets.token_hex(16) if role == "merchant" else None,
                 rate_per_s=rate,
-                created_at=_utcnow(),
+                created_at=utcnow(),
             )
             session.add(row)
             session.flush()
@@ -229,7 +226,7 @@ class TokenStore:
             if row is None:
                 names = list(session.scalars(select(_TokenRow.name)))
                 raise NotFoundError(f"no token named '{name}'.{did_you_mean(name, names)}")
-            row.revoked_at = row.revoked_at or _utcnow()
+            row.revoked_at = row.revoked_at or utcnow()
             principal = _principal(row)
         with self._lock:
             self._cache = {h: item for h, item in self._cache.items() if item[1].key != principal.key}
