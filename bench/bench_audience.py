@@ -32,6 +32,20 @@ so must the Venn's regions and a GROUP BY of the three filters in DuckDB. Prints
 a summary and, last, one JSON line (appended to ``--json-log`` when given). Exit
 status 1 when a target of issue 4 is missed: five conditions p50 <= 20 ms and at
 least 20x faster than DuckDB over Parquet; Venn of three p50 <= 50 ms.
+
+``--index-only`` (for 10⁸ users, whose tags table does not fit in memory) writes the
+synthetic index directly, one tag at a time, with
+:func:`huaxiang.audience.synthetic.synthetic_index` (the same users as the synthetic
+snapshot of the same size and seed) into ``OUT/synthetic-index-<users>`` (reused when
+complete), and times the same bitmap operations (cold, evaluate, estimate = parse,
+check and evaluate, Venn of three, regions only) on a ``SnapshotIndex``; there is no
+Parquet file, so no DuckDB or Ibis, and no targets (they are for 10M users).
+
+``--chdb`` (with a snapshot) also loads ``tags.parquet`` into chdb (in-process
+ClickHouse) as the wide tag table and the (tag, value) bitmap table of
+:mod:`huaxiang.audience.clickhouse`, and times the five-condition audience's
+compiled SQL in both modes (``--chdb-rounds`` runs each); the counts must equal
+the bitmap index's.
 """
 
 from __future__ import annotations
@@ -57,7 +71,8 @@ import pyarrow.parquet as pq
 
 from huaxiang.audience import AudienceEngine, build_index, check, evaluate, parse, to_ibis, venn
 from huaxiang.audience.index import INDEX_DIR, SnapshotIndex
-from huaxiang.audience.synthetic import synthetic_snapshot
+from huaxiang.audience.ops import venn as venn_regions
+from huaxiang.audience.synthetic import synthetic_index, synthetic_snapshot
 from machine import machine
 
 TARGET_P50_MS = 20.0
@@ -226,15 +241,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000_000, help="synthetic users (without --snapshot)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--snapshot", type=Path, default=None,
-                        help="a built snapshot folder (tags.parquet + manifest.json), not synthetic tags")
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        default=None,
+        help="a built snapshot folder (tags.parquet + manifest.json), not synthetic tags",
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/hx-bench-audience"))
     parser.add_argument("--rounds", type=int, default=20, help="rounds of DuckDB + Ibis + bitmap runs")
     parser.add_argument("--per-round", type=int, default=10, help="bitmap evaluations per round")
-    parser.add_argument("--duckdb-table", action="store_true",
-                        help="also time the SQL over an in-memory DuckDB table (informational)")
+    parser.add_argument(
+        "--duckdb-table",
+        action="store_true",
+        help="also time the SQL over an in-memory DuckDB table (informational)",
+    )
     parser.add_argument("--json-log", type=Path, default=None, help="append the JSON line to this file")
+    parser.add_argument(
+        "--index-only",
+        action="store_true",
+        help="write the synthetic index directly (no tags.parquet, no DuckDB): 10^8 users",
+    )
+    parser.add_argument(
+        "--chdb", action="store_true", help="also time the ClickHouse SQL (wide and bitmap modes) in chdb"
+    )
+    parser.add_argument("--chdb-rounds", type=int, default=5, help="runs of each chdb query")
     args = parser.parse_args(argv)
+    if args.index_only:
+        if args.snapshot is not None or args.chdb:
+            parser.error("--index-only writes a synthetic index: no --snapshot, no --chdb")
+        return main_index_only(args)
 
     load_start = os.getloadavg()
     started = time.perf_counter()
@@ -248,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     users = pq.read_metadata(parquet).num_rows
     print(f"snapshot {snapshot_dir} ({users:,} users); building the index ...", flush=True)
     index_report = fresh_index(snapshot_dir)
-    print(f"index: {index_report['seconds']:.1f} s, {index_report['index_mib']:,} MiB "
-          f"(tags.parquet {index_report['tags_parquet_mib']:,} MiB)", flush=True)
+    print(
+        f"index: {index_report['seconds']:.1f} s, {index_report['index_mib']:,} MiB "
+        f"(tags.parquet {index_report['tags_parquet_mib']:,} MiB)",
+        flush=True,
+    )
 
     index: SnapshotIndex = engine.index  # opened now: nothing read yet but index.json
     con = duckdb.connect()
@@ -258,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     hierarchical = frozenset(n for n, s in index.specs.items() if s.type == "hierarchical_enum")
     trees = {a.name: check(parse(a.text), index.specs) for a in [*five, *venn_audiences]}
     query = {a.name: f"SELECT count(*) FROM read_parquet({sql_literal(parquet)}) WHERE {a.sql}" for a in five}
-    ibis_count = {a.name: ibis_table.filter(to_ibis(trees[a.name], ibis_table, None, hierarchical)).count()
-                  for a in five}
+    ibis_count = {
+        a.name: ibis_table.filter(to_ibis(trees[a.name], ibis_table, None, hierarchical)).count()
+        for a in five
+    }
 
     def sql_count(name: str) -> int:
         row = con.execute(query[name]).fetchone()
@@ -326,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  round {round_number + 1}/{args.rounds} (load {loads[-1]:.2f})", file=sys.stderr, flush=True)
 
     stats = {key: summary(values) for key, values in samples.items()}
+    chdb_report = time_chdb(args, parquet, index, five, counts) if args.chdb else None
+
     def p50(key: str) -> float:
         return float(stats[key]["p50_ms"])
 
@@ -356,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "warm": stats,
         "speedup_vs_duckdb_parquet": speedups,
         "targets": targets,
+        "chdb": chdb_report,
         "rounds": args.rounds,
         "per_round": args.per_round,
         "elapsed_seconds": round(time.perf_counter() - started, 1),
@@ -385,6 +428,170 @@ def main(argv: list[str] | None = None) -> int:
         with args.json_log.open("a", encoding="utf-8") as log:
             log.write(line + "\n")
     return 0 if all(value["met"] for value in targets.values()) else 1
+
+
+def time_chdb(
+    args: argparse.Namespace,
+    parquet: Path,
+    index: SnapshotIndex,
+    five: list[Audience],
+    counts: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """Load the tags into chdb (both tables, timed) and time each audience's SQL in both modes."""
+    from chdb import session as chdb_session
+
+    from huaxiang.audience.clickhouse import bitmap_table_sql, parquet_source, tag_table_sql, to_clickhouse
+
+    folder = args.out / "chdb"
+    shutil.rmtree(folder, ignore_errors=True)
+    session = chdb_session.Session(str(folder))
+    report: dict[str, Any] = {"version": machine(("chdb",))["chdb"]}
+    try:
+        load = tag_table_sql(pq.read_schema(parquet), index.specs, parquet_source(str(parquet)))
+        report["load_tags_seconds"] = round(sum(timed(partial(session.query, q))[0] for q in load) / 1000, 1)
+        report["load_bitmaps_seconds"] = round(
+            sum(timed(partial(session.query, q))[0] for q in bitmap_table_sql(index.specs)) / 1000, 1
+        )
+        report["bitmap_table_mib"] = round(
+            float(
+                str(
+                    session.query(
+                        "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND table = 'tag_bitmaps'",
+                        "CSV",
+                    )
+                ).strip()
+                or 0
+            )
+            / MIB,
+            1,
+        )
+        print(
+            f"chdb: loaded in {report['load_tags_seconds']} s + {report['load_bitmaps_seconds']} s",
+            flush=True,
+        )
+        for audience in five:
+            tree = check(parse(audience.text), index.specs)
+            for mode in ("wide", "bitmap"):
+                query = to_clickhouse(tree, index.specs, mode=mode)
+                times = []
+                for _ in range(args.chdb_rounds):
+                    ms, found = timed(partial(session.query, query, "CSV"))
+                    times.append(ms)
+                    assert int(str(found).strip()) == counts[audience.name]["bitmap"], (mode, found)
+                report[f"{audience.name}_{mode}"] = summary(times)
+                print(
+                    f"chdb {audience.name} {mode}: p50 {report[f'{audience.name}_{mode}']['p50_ms']} ms",
+                    flush=True,
+                )
+    finally:
+        session.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return report
+
+
+def main_index_only(args: argparse.Namespace) -> int:
+    """The bitmap operations on a synthetic index written directly (``--index-only``)."""
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    workspace = args.out / f"synthetic-index-{args.users}"
+    marker = workspace / f".complete-seed-{args.seed}"
+    made: dict[str, Any] = {}
+    if not marker.exists():
+        shutil.rmtree(workspace, ignore_errors=True)
+        seconds, _ = timed(lambda: synthetic_index(workspace, args.users, seed=args.seed))
+        marker.write_text(f"{seconds / 1000:.1f}\n")
+        made["synthetic_index_seconds"] = round(seconds / 1000, 1)
+        made["synthetic_index_peak_rss_mib"] = round(peak_rss_mib())
+        print(f"synthetic index of {args.users:,} users written in {seconds / 1000:.1f} s", flush=True)
+    else:
+        made["synthetic_index_seconds"] = float(marker.read_text().strip() or 0) or None  # an earlier run's
+    folder = next((workspace / "snapshots").iterdir()) / INDEX_DIR
+    index = SnapshotIndex(folder)
+    index_report = {
+        "index_mib": round(folder_bytes(folder) / MIB, 1),
+        "bitmaps_mib": round((folder / "bitmaps.bin").stat().st_size / MIB, 1),
+        "numbers_mib": round(folder_bytes(folder / "numbers") / MIB, 1),
+        "tags": len(index.specs),
+    }
+    users = index.users
+    texts = {a.name: a.text for a in [*SYNTHETIC_FIVE, *SYNTHETIC_VENN]}
+    trees = {name: check(parse(text), index.specs) for name, text in texts.items()}
+    names = [a.name for a in SYNTHETIC_VENN]
+
+    def estimate(text: str) -> int:  # what AudienceEngine.estimate does (no saved audiences involved)
+        return len(evaluate(check(parse(text), index.specs), index))
+
+    def venn_of_texts() -> Any:
+        return venn_regions(
+            [evaluate(check(parse(texts[n]), index.specs), index) for n in names], names, users
+        )
+
+    def bitmap_count(name: str) -> int:
+        return len(evaluate(trees[name], index))
+
+    cold: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for audience in SYNTHETIC_FIVE:
+        ms, counts[audience.name] = timed(partial(bitmap_count, audience.name))
+        cold[f"{audience.name}_bitmap"] = round(ms, 3)
+    ms, diagram = timed(venn_of_texts)
+    cold["venn"] = round(ms, 3)
+    print(f"cold: {cold}; counts {counts}", flush=True)
+    members_of_venn = [evaluate(trees[name], index) for name in names]
+    samples: dict[str, list[float]] = {}
+    loads: list[float] = []
+
+    def record(key: str, call: Callable[[], Any]) -> None:
+        samples.setdefault(key, []).append(timed(call)[0])
+
+    for round_number in range(args.rounds):
+        for audience in SYNTHETIC_FIVE:
+            for _ in range(args.per_round):
+                record(f"{audience.name}_bitmap", partial(bitmap_count, audience.name))
+                record(f"{audience.name}_estimate", partial(estimate, audience.text))
+        for _ in range(args.per_round):
+            record("venn", venn_of_texts)
+            record("venn_regions_only", partial(venn_regions, members_of_venn, names, users))
+        loads.append(os.getloadavg()[0])
+        print(f"  round {round_number + 1}/{args.rounds} (load {loads[-1]:.2f})", file=sys.stderr, flush=True)
+    stats = {key: summary(values) for key, values in samples.items()}
+    result = {
+        "benchmark": "audience_engine_index_only",
+        "date": dt.date.today().isoformat(),
+        "kind": "synthetic_index",
+        "users": users,
+        "seed": args.seed,
+        "snapshot": made,
+        "index": index_report,
+        "audiences": texts,
+        "counts": counts,
+        "venn_sizes": dict(zip(names, diagram.sizes, strict=True)),
+        "venn_union": diagram.union,
+        "cold_ms": cold,
+        "warm": stats,
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "elapsed_seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "load_avg": {
+            "start": round(load_start[0], 2),
+            "min": round(min(loads), 2),
+            "max": round(max(loads), 2),
+            "end": round(os.getloadavg()[0], 2),
+        },
+        "machine": machine(("pyroaring", "pyarrow", "numpy")),
+    }
+    index.close()
+    print(f"{'measure':<28} {'p50 ms':>10} {'p95 ms':>10} {'n':>6}")
+    for key, value in stats.items():
+        print(f"{key:<28} {value['p50_ms']:>10,.2f} {value['p95_ms']:>10,.2f} {value['n']:>6}")
+    line = json.dumps(result, ensure_ascii=False)
+    print(line)
+    if args.json_log:
+        with args.json_log.open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@
 - :mod:`~huaxiang.audience.store`: saved audiences (static / dynamic), size history, export log.
 - :mod:`~huaxiang.audience.export`: CSV / Parquet exports of plain or salted-hashed ids.
 - :mod:`~huaxiang.audience.engine`: :class:`AudienceEngine`, all of it over one workspace snapshot.
+- :mod:`~huaxiang.audience.clickhouse`: the same definitions as ClickHouse bitmap SQL
+  (:func:`to_clickhouse`, the tag and bitmap tables' DDL).
 
 See docs/audiences.md.
 """
 
 from huaxiang.audience.build import IndexReport, build_index, build_index_from_table
+from huaxiang.audience.clickhouse import bitmap_table_sql, tag_table_sql, to_clickhouse
 from huaxiang.audience.definition import (
     MAX_DEPTH,
     And,
@@ -65,6 +68,7 @@ __all__ = [
     "Split",
     "TagSpec",
     "Venn",
+    "bitmap_table_sql",
     "build_index",
     "build_index_from_table",
     "check",
@@ -77,6 +81,8 @@ __all__ = [
     "refresh_sizes",
     "sample",
     "split",
+    "tag_table_sql",
+    "to_clickhouse",
     "to_ibis",
     "to_json",
     "to_text",

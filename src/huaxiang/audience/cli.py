@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from huaxiang.audience.engine import AudienceEngine
+from huaxiang.audience.errors import AudienceError, DefinitionError
 from huaxiang.cli_common import WorkspaceOption, out, parse_date, print_error
 from huaxiang.errors import HuaxiangError
 
@@ -359,6 +360,67 @@ def export(
             f"已导出 exported: {result.path} — {result.rows:,} 行 rows, {mode}, sha256 {result.sha256[:12]}…",
             highlight=False,
         )
+
+
+@audience_app.command("sql")
+def sql(
+    definition: DefinitionArgument,
+    workspace: WorkspaceOption = Path("."),
+    as_of: AsOfOption = None,
+    dialect: Annotated[str, typer.Option(help="SQL dialect (clickhouse).")] = "clickhouse",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="wide: every condition over the tag table; bitmap: enum/boolean from the bitmap table."
+        ),
+    ] = "wide",
+    output: Annotated[str, typer.Option(help="size, ids (dense uid) or user_ids.")] = "size",
+    table: Annotated[str, typer.Option(help="The wide tag table (uid, user_id, a column per tag).")] = "tags",
+    bitmap_table: Annotated[str, typer.Option(help="The (tag, value) bitmap table.")] = "tag_bitmaps",
+    ddl: Annotated[
+        bool, typer.Option("--ddl", help="Also print the statements that create and load both tables.")
+    ] = False,
+) -> None:
+    """The audience as ClickHouse SQL 生成 ClickHouse SQL (groupBitmap / bitmapAnd), printed, not run."""
+    from huaxiang.audience import clickhouse
+
+    with _engine(workspace, as_of) as engine:
+        if dialect.lower() != "clickhouse":
+            raise AudienceError(
+                f"dialect '{dialect}' is not supported; use clickhouse (Doris: see docs/audiences.md, "
+                "'ClickHouse / Doris', for the function names to change)."
+            )
+        node = engine.definition(definition)
+        specs = engine.index.specs
+
+        def resolve(name: str) -> Any:
+            saved = engine.store.get(name)
+            if saved.kind == "static":
+                raise DefinitionError(
+                    f"saved audience '{name}' is static: its members are frozen user ids in huaxiang's "
+                    "metadata database, which ClickHouse SQL cannot read. Export it and load the ids, or "
+                    "use a dynamic audience."
+                )
+            return saved.definition
+
+        statements: list[str] = []
+        if ddl:
+            source = clickhouse.parquet_source(str(engine.snapshot.tags_path.resolve()))
+            statements += clickhouse.tag_table_sql(engine.snapshot.schema, specs, source, table=table)
+            statements += clickhouse.bitmap_table_sql(specs, table=table, bitmap_table=bitmap_table)
+        statements.append(
+            clickhouse.to_clickhouse(
+                node,
+                specs,
+                table=table,
+                mode=mode,  # type: ignore[arg-type]  # checked by to_clickhouse
+                output=output,  # type: ignore[arg-type]
+                bitmap_table=bitmap_table,
+                audiences=resolve,
+            )
+        )
+        # Plain print: the SQL must reach a pipe unchanged (no markup, no wrapping).
+        print(";\n\n".join(statements) + ";")
 
 
 def _arrow_table(rows: pa.Table, title: str) -> Table:
