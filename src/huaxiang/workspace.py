@@ -52,7 +52,8 @@ class Workspace:
         """Create a workspace with a commented ``huaxiang.yaml`` and ``tags/``.
 
         With ``standard_tags`` (the default) the standard catalog (RFM, lifecycle, value
-        grid, purchasing power) is copied into ``tags/``; existing files are kept.
+        grid, purchasing power) is copied into ``tags/`` and the standard scene page and
+        rules into ``scenes/``; existing files are kept.
         """
         root = Path(path)
         config_path = root / CONFIG_FILE
@@ -68,6 +69,9 @@ class Workspace:
             readme.write_text(_template("tags_README.md"), encoding="utf-8")
         if standard_tags:
             install_standard_catalog(tags)
+            from huaxiang.scenes import install_standard_pages
+
+            install_standard_pages(root)  # the 郊游 outing page and the scene rules, editable
         workspace = cls(root)
         workspace.config  # validate what was written  # noqa: B018
         return workspace
