@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install huaxiang with its dev tools
 
-demo: $(STAMP) ## Generate the sample shop, ingest it, build its tags, show a summary (in ./demo)
+demo: $(STAMP) ## Sample shop in ./demo: generate, ingest, build its tags, summary, then the console URL
 	$(BIN)/huaxiang demo demo
+
+console: $(STAMP) ## Serve the demo workspace: console at http://127.0.0.1:8000/console/ (make demo first)
+	@test -f demo/huaxiang.yaml || { echo "no ./demo workspace: run 'make demo' first"; exit 2; }
+	$(BIN)/huaxiang serve -w demo
 
 test: $(STAMP) ## Install, then run lint, type checks and the whole test suite
 	$(BIN)/ruff check src tests bench
@@ -41,6 +45,9 @@ bench-audience: $(STAMP) ## Benchmark audiences on 10M synthetic users; SNAPSHOT
 	$(BIN)/python bench/bench_audience.py --users 10000000 --out /tmp/huaxiang-bench-audience --duckdb-table
 	$(if $(SNAPSHOT),$(BIN)/python bench/bench_audience.py --snapshot $(SNAPSHOT) --out /tmp/huaxiang-bench-audience --duckdb-table)
 
+bench-audience-huge: $(STAMP) ## Audience latency at 100M synthetic users (index written per tag: ~10 min, ~6 GB RAM, 9 GB disk)
+	$(BIN)/python bench/bench_audience.py --index-only --users 100000000 --out /tmp/huaxiang-bench-audience
+
 bench-service: $(STAMP) ## Benchmark user lookups in the process and over HTTP (wrk); SOURCE=a built 1M workspace
 	$(BIN)/python bench/bench_service.py --source $(or $(SOURCE),/tmp/hx-bench-build-1m/full) --out /tmp/huaxiang-bench-service
 
@@ -50,4 +57,4 @@ docs-schema: $(STAMP) ## Regenerate docs/data-model.md from the schema
 clean: ## Remove the virtualenv, caches and the demo workspace
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint bench-sample bench-build bench-audience bench-service docs-schema clean
+.PHONY: help install demo console test lint bench-sample bench-build bench-audience bench-audience-huge bench-service docs-schema clean

@@ -25,6 +25,7 @@ from huaxiang.errors import CatalogError, HuaxiangError, StrictIngestError, did_
 from huaxiang.groups_cli import groups_app
 from huaxiang.io.ingest import IngestReport
 from huaxiang.model import schema
+from huaxiang.scenes.cli import register as register_scenes
 from huaxiang.serve.cli import register as register_serve
 from huaxiang.workspace import Workspace
 
@@ -196,8 +197,7 @@ def demo(
         _print_distribution(result.path, "target_group_10", "十大靶群 ten target groups")
         _print_distribution(result.path, "aipl_stage", "AIPL 链路 AIPL stage")
     out.print(
-        "\n[bold]The console arrives with the next releases; 'huaxiang serve' starts the API.[/]\n"
-        "Next, try (after 'source .venv/bin/activate' when installed by make):\n"
+        "\nNext, try (after 'source .venv/bin/activate' when installed by make):\n"
         f"  huaxiang tags list -w {directory}              the tag catalog\n"
         f"  huaxiang profile U00000001 -w {directory}      every tag of one user\n"
         f"  huaxiang audience estimate -w {directory} \"city_tier IN (3, 4) AND scene_outing\"\n"
@@ -207,6 +207,28 @@ def demo(
         "  huaxiang ingest -w examples/online_retail   the real Online Retail II data set\n"
         f"  canonical tables (Parquet): {directory / 'data'}",
         highlight=False,
+    )
+    _print_console(directory)
+
+
+def _print_console(directory: Path) -> None:
+    """How to open the console on the demo workspace, with an admin token made if it has none."""
+    from huaxiang.serve.cli import first_admin
+
+    token = first_admin(directory)
+    sign_in = (
+        f"  sign in with this admin token (shown once, keep it): {token}"
+        if token is not None
+        else f"  sign in with an admin token (the workspace has one; make another with "
+        f"'huaxiang token create -w {directory} --role admin')"
+    )
+    make = "          (or: make console)" if str(directory) == "demo" else ""
+    out.print(
+        "\n[bold]The console 控制台[/] (docs/console.md): start the service, then open the URL\n"
+        f"  huaxiang serve -w {directory}{make}\n"
+        "  http://127.0.0.1:8000/console/\n" + sign_in,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -323,6 +345,7 @@ bins_app = typer.Typer(help="Bins (分档): cut points suggested from the data."
 app.add_typer(bins_app, name="bins")
 
 register_serve(app)  # serve, token, audit, events (huaxiang.serve.cli)
+register_scenes(app)  # scenes page / tag-products, evaluate-recs (huaxiang.scenes.cli)
 
 
 @bins_app.command("suggest")

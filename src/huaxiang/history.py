@@ -148,9 +148,11 @@ def list_snapshots(workspace_dir: str | Path) -> list[Snapshot]:
             as_of = dt.date.fromisoformat(entry.name)
         except ValueError:
             continue
-        if entry.name == as_of.isoformat() and (entry / TAGS_FILE).is_file() and (
-            entry / MANIFEST_FILE
-        ).is_file():
+        if (
+            entry.name == as_of.isoformat()
+            and (entry / TAGS_FILE).is_file()
+            and (entry / MANIFEST_FILE).is_file()
+        ):
             found.append(Snapshot(as_of, entry))
     return sorted(found, key=lambda snapshot: snapshot.as_of)
 
@@ -383,8 +385,9 @@ def diff(
         migration = _migration(first, second, tag)
     ids_before = pq.read_table(first.tags_path, columns=["user_id"])
     ids_after = pq.read_table(second.tags_path, columns=["user_id"])
-    common = int(pc.sum(pc.is_in(ids_before.column(0), value_set=ids_after.column(0).combine_chunks()))
-                 .as_py() or 0)
+    common = int(
+        pc.sum(pc.is_in(ids_before.column(0), value_set=ids_after.column(0).combine_chunks())).as_py() or 0
+    )
     drift = [_drift(first, second, name) for name in _union(first.tags, second.tags)]
     aipl = None
     if AIPL_TAG in first.tags and AIPL_TAG in second.tags:
@@ -399,6 +402,32 @@ def diff(
         drift=drift,
         aipl=aipl,
     )
+
+
+def tag_drift(workspace_dir: str | Path, before: dt.date, after: dt.date, tag: str) -> TagDrift | None:
+    """One tag's coverage and distribution drift (PSI) between two snapshots, as :func:`diff`
+    reports it, reading only that column; ``None`` when the tag is in neither snapshot."""
+    first, second = find_snapshot(workspace_dir, before), find_snapshot(workspace_dir, after)
+    if tag not in first.tags and tag not in second.tags:
+        return None
+    return _drift(first, second, tag)
+
+
+def aipl_flows(workspace_dir: str | Path, before: dt.date, after: dt.date) -> AiplFlows | None:
+    """The AIPL flow rates between two snapshots, as :func:`diff` reports them; ``None`` unless
+    both snapshots have ``aipl_stage``."""
+    first, second = find_snapshot(workspace_dir, before), find_snapshot(workspace_dir, after)
+    if AIPL_TAG not in first.tags or AIPL_TAG not in second.tags:
+        return None
+    return _aipl(first, second)
+
+
+def migration_matrix(workspace_dir: str | Path, before: dt.date, after: dt.date, tag: str) -> Migration:
+    """The migration matrix of an enum or boolean ``tag`` between two snapshots (errors as
+    :func:`diff`'s), reading only that column of each."""
+    first, second = find_snapshot(workspace_dir, before), find_snapshot(workspace_dir, after)
+    _check_matrix_tag(first, second, tag)
+    return _migration(first, second, tag)
 
 
 def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
@@ -427,8 +456,9 @@ def _check_matrix_tag(first: Snapshot, second: Snapshot, tag: str) -> None:
             "both dates."
         )
     if kind not in CATEGORICAL_TYPES:
-        qualify = [name for name in first.tags if name in second.tags
-                   and first.tag_type(name) in CATEGORICAL_TYPES]
+        qualify = [
+            name for name in first.tags if name in second.tags and first.tag_type(name) in CATEGORICAL_TYPES
+        ]
         raise RequestError(
             f"a migration matrix needs an enum or boolean tag; '{tag}' is {kind}. "
             f"Tags that qualify: {', '.join(qualify) or 'none'}. "
@@ -545,8 +575,11 @@ def _binned_shares(values: FloatArray, edges: FloatArray) -> list[float]:
 def _drift(first: Snapshot, second: Snapshot, tag: str) -> TagDrift:
     in_first, in_second = tag in first.tags, tag in second.tags
     kind_name = (first if in_first else second).tag_type(tag)
-    kind = "categorical" if kind_name in CATEGORICAL_TYPES else (
-        "numeric" if kind_name in NUMERIC_TYPES else "other")
+    kind = (
+        "categorical"
+        if kind_name in CATEGORICAL_TYPES
+        else ("numeric" if kind_name in NUMERIC_TYPES else "other")
+    )
     if in_first and in_second and second.tag_type(tag) != kind_name:
         # The values are not comparable: coverage only.
         kind_name, kind = f"{kind_name}→{second.tag_type(tag)}", "other"
@@ -565,15 +598,31 @@ def _drift(first: Snapshot, second: Snapshot, tag: str) -> TagDrift:
         index = psi([shares_before.get(v, 0.0) for v in values], [shares_after.get(v, 0.0) for v in values])
         changes = [ShareChange(v, shares_before.get(v, 0.0), shares_after.get(v, 0.0)) for v in values]
         changes.sort(key=lambda c: (-abs(c.change), c.value))
-        return TagDrift(tag, kind_name, kind, status, coverage_before, coverage_after, index,
-                        psi_flag(index), share_changes=changes[:SHARE_CHANGES])
+        return TagDrift(
+            tag,
+            kind_name,
+            kind,
+            status,
+            coverage_before,
+            coverage_after,
+            index,
+            psi_flag(index),
+            share_changes=changes[:SHARE_CHANGES],
+        )
     numbers_before, numbers_after = numbers(before), numbers(after)
     value: float | None = None
     if numbers_before.size and numbers_after.size:
         edges = decile_edges(numbers_before)
         value = psi(_binned_shares(numbers_before, edges), _binned_shares(numbers_after, edges))
     return TagDrift(
-        tag, kind_name, kind, status, coverage_before, coverage_after, value, psi_flag(value),
+        tag,
+        kind_name,
+        kind,
+        status,
+        coverage_before,
+        coverage_after,
+        value,
+        psi_flag(value),
         mean_before=float(numbers_before.mean()) if numbers_before.size else None,
         mean_after=float(numbers_after.mean()) if numbers_after.size else None,
         median_before=float(np.median(numbers_before)) if numbers_before.size else None,
@@ -594,8 +643,15 @@ def _aipl(first: Snapshot, second: Snapshot) -> AiplFlows:
     for name, stage, to in AIPL_FLOWS:
         at_stage = pc.and_(pc.equal(before, stage), present)
         moved = pc.and_(at_stage, pc.is_in(after, value_set=pa.array(to)))
-        flows.append(Flow(name=name, stage=stage, to=to, users=int(pc.sum(at_stage).as_py() or 0),
-                          moved=int(pc.sum(moved).as_py() or 0)))
+        flows.append(
+            Flow(
+                name=name,
+                stage=stage,
+                to=to,
+                users=int(pc.sum(at_stage).as_py() or 0),
+                moved=int(pc.sum(moved).as_py() or 0),
+            )
+        )
     return AiplFlows(
         counts_before={stage: count(before, stage) for stage in AIPL_STAGES},
         counts_after={stage: count(after, stage) for stage in AIPL_STAGES},

@@ -18,6 +18,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# The console's served shop (a session fixture shared by the console's page tests).
+from console_server import console  # noqa: F401
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

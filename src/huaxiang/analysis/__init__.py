@@ -9,6 +9,13 @@
 - :mod:`~huaxiang.analysis.campaign`: campaign review by segment × weekday, churn per week.
 - :mod:`~huaxiang.analysis.playbook`: segments → actions, personalised coupon thresholds.
 - :mod:`~huaxiang.analysis.report`: the self-contained HTML report (Plotly inlined).
+- :mod:`~huaxiang.analysis.charts`: the Plotly figures the report and the console share, in
+  Chinese, English or both.
+- What the console's pages read: :mod:`~huaxiang.analysis.overview` (users, buyers, GMV, ARPU),
+  :mod:`~huaxiang.analysis.segment_stats` (sizes and ARPU per segment, heatmaps, AIPL),
+  :mod:`~huaxiang.analysis.tag_catalog` (search, filter, one tag's detail),
+  :mod:`~huaxiang.analysis.segment_flows` (migrations, value groups) and
+  :mod:`~huaxiang.analysis.experiment_views` (the experiment list, breakdown tags).
 
 See docs/analysis.md.
 """

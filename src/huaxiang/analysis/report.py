@@ -12,7 +12,10 @@ sends no request. Sections (labels Chinese first, English beside):
 6. the fifteen value groups (``value_group_15``) with ARPU, when the tag was built;
 7. experiment lift charts: relative lift with its 95 % interval, from saved results.
 
-Segment sizes and ARPU are Ibis aggregates over the snapshot's ``tags.parquet``.
+Segment sizes and ARPU are Ibis aggregates over the snapshot's ``tags.parquet``
+(:mod:`huaxiang.analysis.segment_stats`); the figures are those of
+:mod:`huaxiang.analysis.charts`, drawn with ``lang="both"`` (the console draws the same ones
+in one language).
 """
 
 from __future__ import annotations
@@ -26,19 +29,15 @@ from typing import Any
 
 import ibis
 
+from huaxiang.analysis import charts, segment_stats
 from huaxiang.errors import RequestError
+from huaxiang.history import aipl_flows, migration_matrix
 
 REPORTS_DIR = "reports"
-ARPU_TAG = "monetary_365d"
-LIFECYCLE_TAG = "lifecycle_stage"
-RFM_TAG = "rfm_class"
-VALUE_GROUP_TAG = "value_group_15"
-AIPL_LABELS = {
-    "awareness": "认知 A awareness",
-    "interest": "兴趣 I interest",
-    "purchase": "购买 P purchase",
-    "loyalty": "忠诚 L loyalty",
-}
+ARPU_TAG = segment_stats.ARPU_TAG
+LIFECYCLE_TAG = segment_stats.LIFECYCLE_TAG
+RFM_TAG = segment_stats.RFM_TAG
+VALUE_GROUP_TAG = segment_stats.VALUE_GROUP_TAG
 _PAGE = """<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
@@ -116,23 +115,10 @@ def _figure_html(figure: Any, div_id: str) -> str:
 
 def _value_names(snapshot: Any, tag: str) -> dict[str, str]:
     """Bilingual labels of an enum tag's values from the manifest (``新客 new``)."""
-    labels = {}
-    for item in snapshot.definition(tag).get("values", []):
-        zh, en = item.get("name_zh"), item.get("name_en")
-        value = str(item["value"])
-        parts = [p for p in (zh if zh and zh != value else None, value if not zh else None, en) if p]
-        labels[value] = f"{zh or value} {en}" if en and zh else (" ".join(parts) or value)
-    return labels
+    return charts.value_labels(snapshot.definition(tag), "both")
 
 
-def _by_segment(tags: Any, tag: str) -> list[dict[str, Any]]:
-    """Users and ARPU (mean 365-day spend, 0 for users without a valid order) per value of ``tag``."""
-    spend = tags[ARPU_TAG].cast("float64").fill_null(0.0) if ARPU_TAG in tags.columns else ibis.literal(0.0)
-    members = tags.select(segment=tags[tag].cast("string"), spend=spend).filter(ibis._.segment.notnull())
-    grouped = members.group_by("segment").aggregate(users=members.count(), arpu=members.spend.mean())
-    rows: list[dict[str, Any]] = grouped.order_by("segment").to_pyarrow().to_pylist()
-    return rows
-
+_by_segment = segment_stats.by_segment
 
 SEGMENT_TYPES = ("enum", "hierarchical_enum", "boolean")
 
@@ -181,118 +167,14 @@ def segment_summary(workspace_dir: str | Path, tag: str, as_of: dt.date | None =
     }
 
 
-def _sizes_figure(rows: list[dict[str, Any]], labels: dict[str, str], title: str, order: list[str]) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    ranked = sorted(rows, key=lambda r: order.index(r["segment"]) if r["segment"] in order else len(order))
-    names = [labels.get(r["segment"], r["segment"]) for r in ranked]
-    figure = make_subplots(specs=[[{"secondary_y": True}]])
-    figure.add_trace(go.Bar(x=names, y=[r["users"] for r in ranked], name="用户数 users"), secondary_y=False)
-    figure.add_trace(
-        go.Scatter(
-            x=names, y=[round(r["arpu"], 2) for r in ranked], name="ARPU (近365天 365d)", mode="lines+markers"
-        ),
-        secondary_y=True,
-    )
-    figure.update_layout(title=title, legend={"orientation": "h", "y": -0.25})
-    figure.update_yaxes(title_text="用户数 users", secondary_y=False)
-    figure.update_yaxes(title_text="ARPU (元 CNY)", secondary_y=True)
-    return figure
-
-
-def _rfm_heatmap(tags: Any) -> Any:
-    import plotly.graph_objects as go
-
-    scored = tags.filter(tags.rfm_r_score.notnull() & tags.rfm_f_score.notnull()).select(
-        r=tags.rfm_r_score, f=tags.rfm_f_score, spend=tags[ARPU_TAG].cast("float64")
-    )
-    cells = (
-        scored.group_by(["r", "f"])
-        .aggregate(users=scored.count(), arpu=scored.spend.mean())
-        .to_pyarrow()
-        .to_pylist()
-    )
-    users = [[0] * 5 for _ in range(5)]
-    arpu = [[0.0] * 5 for _ in range(5)]
-    for cell in cells:
-        users[int(cell["f"]) - 1][int(cell["r"]) - 1] = int(cell["users"])
-        arpu[int(cell["f"]) - 1][int(cell["r"]) - 1] = round(float(cell["arpu"] or 0.0), 2)
-    figure = go.Figure(
-        go.Heatmap(
-            z=users,
-            x=[f"R{i}" for i in range(1, 6)],
-            y=[f"F{i}" for i in range(1, 6)],
-            customdata=arpu,
-            text=users,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            colorbar={"title": "用户 users"},
-            hovertemplate="%{x} %{y}<br>用户 users: %{z}<br>ARPU: %{customdata}<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        title="RFM 热力图: R得分 × F得分 · RFM heatmap: R score × F score",
-        xaxis_title="R 得分 recency score",
-        yaxis_title="F 得分 frequency score",
-    )
-    return figure
-
-
-_LAYER = re.compile(r"^L(\d+) (\S+?)·(\S+) ")
-
-
 def _value_grid(tags: Any) -> tuple[Any, int]:
-    import plotly.graph_objects as go
-
-    layers = tags.select(layer=tags.value_layer, name=tags.value_layer_name)
-    rows = (
-        layers.group_by(["layer", "name"])
-        .aggregate(users=layers.count())
-        .order_by("layer")
-        .to_pyarrow()
-        .to_pylist()
-    )
-    spends: list[str] = []
-    recencies: list[str] = []
-    cells: dict[tuple[str, str], int] = {}
-    never = 0
-    for row in rows:
-        match = _LAYER.match(str(row["name"] or ""))
-        if match is None:
-            never += int(row["users"])
-            continue
-        spend, recency = match.group(2), match.group(3)
-        if spend not in spends:
-            spends.append(spend)
-        if recency not in recencies:
-            recencies.append(recency)
-        cells[(spend, recency)] = cells.get((spend, recency), 0) + int(row["users"])
-    z = [[cells.get((s, r), 0) for r in recencies] for s in spends]
-    figure = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=recencies,
-            y=spends,
-            text=z,
-            texttemplate="%{text}",
-            colorscale="Greens",
-            colorbar={"title": "用户 users"},
-        )
-    )
-    figure.update_layout(
-        title="价值分层: 历史消费 × 最近购买 · value grid: spend × recency "
-        f"(L0 未购 never bought: {never:,})",
-        xaxis_title="最近购买 recency",
-        yaxis_title="历史消费 historical spend (元)",
-    )
-    return figure, never
+    """The value-grid heatmap (bilingual) and the users who never bought."""
+    grid = segment_stats.value_grid(tags)
+    return charts.value_grid_heatmap(grid, "both"), grid.never
 
 
 def _aipl_section(root: Path, snapshot: Any, previous: Any, tags: Any) -> Section:
-    import plotly.graph_objects as go
-
-    from huaxiang.history import AIPL_STAGES, diff
+    from huaxiang.history import AIPL_STAGES
 
     section = Section("aipl", "AIPL 漏斗与流转率 · AIPL funnel and flow rates")
     if "aipl_stage" not in tags.columns:
@@ -300,16 +182,9 @@ def _aipl_section(root: Path, snapshot: Any, previous: Any, tags: Any) -> Sectio
             _note("本快照没有 aipl_stage 标签 · the aipl_stage tag was not built in this snapshot.")
         )
         return section
-    counts = {r["segment"]: r["users"] for r in _by_segment(tags, "aipl_stage")}
-    figure = go.Figure(
-        go.Funnel(
-            y=[AIPL_LABELS[s] for s in AIPL_STAGES],
-            x=[int(counts.get(s, 0)) for s in AIPL_STAGES],
-            textinfo="value+percent total",
-        )
-    )
-    figure.update_layout(title=f"AIPL 各阶段人数 · users per AIPL stage ({snapshot.as_of})")
-    section.parts.append(_figure_html(figure, "chart-aipl-funnel"))
+    counts = {r["segment"]: int(r["users"]) for r in _by_segment(tags, "aipl_stage")}
+    funnel = charts.aipl_funnel({s: counts.get(s, 0) for s in AIPL_STAGES}, snapshot.as_of, "both")
+    section.parts.append(_figure_html(funnel, "chart-aipl-funnel"))
     if previous is None:
         section.parts.append(
             _note(
@@ -318,32 +193,18 @@ def _aipl_section(root: Path, snapshot: Any, previous: Any, tags: Any) -> Sectio
             )
         )
         return section
-    flows = diff(root, previous.as_of, snapshot.as_of).aipl
+    flows = aipl_flows(root, previous.as_of, snapshot.as_of)
     if flows is None:
         section.parts.append(
             _note(f"{previous.as_of} 的快照没有 aipl_stage · no aipl_stage on {previous.as_of}.")
         )
         return section
-    bars = go.Figure(
-        go.Bar(
-            x=[f.name for f in flows.flows],
-            y=[round((f.rate or 0.0) * 100, 2) for f in flows.flows],
-            text=[f"{(f.rate or 0):.1%} ({f.moved:,}/{f.users:,})" for f in flows.flows],
-            textposition="outside",
-        )
-    )
-    bars.update_layout(
-        title=f"AIPL 流转率 · flow rates {previous.as_of} → {snapshot.as_of}", yaxis_title="流转率 rate (%)"
-    )
+    bars = charts.aipl_flow_rates(flows.flows, previous.as_of, snapshot.as_of, "both")
     section.parts.append(_figure_html(bars, "chart-aipl-flows"))
     return section
 
 
 def _sankey_section(root: Path, snapshot: Any, previous: Any) -> Section:
-    import plotly.graph_objects as go
-
-    from huaxiang.history import diff
-
     section = Section("migration", "生命周期迁移 · lifecycle migration (Sankey)")
     if previous is None:
         section.parts.append(
@@ -356,34 +217,20 @@ def _sankey_section(root: Path, snapshot: Any, previous: Any) -> Section:
     if LIFECYCLE_TAG not in previous.tags or LIFECYCLE_TAG not in snapshot.tags:
         section.parts.append(_note("两个快照都需要 lifecycle_stage · both snapshots need lifecycle_stage."))
         return section
-    migration = diff(root, previous.as_of, snapshot.as_of, tag=LIFECYCLE_TAG).migration
-    assert migration is not None
-    labels = _value_names(snapshot, LIFECYCLE_TAG)
-    left = [f"{labels.get(r, r)} ({previous.as_of})" for r in migration.rows]
-    right = [f"{labels.get(c, c)} ({snapshot.as_of})" for c in migration.columns]
-    sources, targets, values = [], [], []
-    for i, row in enumerate(migration.counts):
-        for j, count in enumerate(row):
-            if count:
-                sources.append(i)
-                targets.append(len(left) + j)
-                values.append(count)
-    figure = go.Figure(
-        go.Sankey(
-            node={"label": left + right, "pad": 12},
-            link={"source": sources, "target": targets, "value": values},
-        )
-    )
-    figure.update_layout(
-        title=f"生命周期迁移 · lifecycle migration {previous.as_of} → {snapshot.as_of}", height=520
+    migration = migration_matrix(root, previous.as_of, snapshot.as_of, LIFECYCLE_TAG)
+    figure = charts.migration_sankey(
+        migration,
+        _value_names(snapshot, LIFECYCLE_TAG),
+        previous.as_of,
+        snapshot.as_of,
+        "both",
+        title=f"生命周期迁移 · lifecycle migration {previous.as_of} → {snapshot.as_of}",
     )
     section.parts.append(_figure_html(figure, "chart-migration-sankey"))
     return section
 
 
 def _experiments_section(root: Path, database_url: str | None) -> Section:
-    import plotly.graph_objects as go
-
     from huaxiang.analysis.experiments import experiment_store
 
     section = Section("experiments", "实验效果 · experiment lift")
@@ -402,37 +249,10 @@ def _experiments_section(root: Path, database_url: str | None) -> Section:
             _note("还没有实验结果 · no experiment results yet (huaxiang experiment results NAME).")
         )
         return section
-    for index, (name, result) in enumerate(results):
-        figure = go.Figure()
-        for treatment in result["treatments"]:
-            rows = [
-                m
-                for m in result["metrics"]
-                if m["variant"] == treatment and m["comparison"] and m["comparison"]["lift"] is not None
-            ]
-            comparisons = [m["comparison"] for m in rows]
-            figure.add_trace(
-                go.Bar(
-                    name=f"{treatment} vs {result['control']}",
-                    x=[m["label"] for m in rows],
-                    y=[c["lift"] * 100 for c in comparisons],
-                    error_y={
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [(c["lift_ci_high"] - c["lift"]) * 100 for c in comparisons],
-                        "arrayminus": [(c["lift"] - c["lift_ci_low"]) * 100 for c in comparisons],
-                    },
-                    text=[f"p={c['p_value']:.3g}" for c in comparisons],
-                    textposition="outside",
-                )
-            )
-        figure.update_layout(
-            title=f"{name}: 相对提升及95%置信区间 · relative lift with 95% CI "
-            f"(触达 touch {result['touch_date']}, 窗口 window {result['window_days']}d)",
-            yaxis_title="提升 lift (%)",
-            barmode="group",
+    for index, (_name, result) in enumerate(results):
+        section.parts.append(
+            _figure_html(charts.experiment_lift(result, "both"), f"chart-experiment-{index}")
         )
-        section.parts.append(_figure_html(figure, f"chart-experiment-{index}"))
         for note in result.get("notes", []):
             section.parts.append(_note(note))
     return section
@@ -495,13 +315,16 @@ def build_report(
             labels = _value_names(snapshot, tag)
             overview.parts.append(
                 _figure_html(
-                    _sizes_figure(_by_segment(tags, tag), labels, title, list(labels)), f"chart-sizes-{tag}"
+                    charts.segment_sizes(_by_segment(tags, tag), labels, title, "both", list(labels)),
+                    f"chart-sizes-{tag}",
                 )
             )
         sections.append(overview)
         rfm = Section("rfm", "RFM 热力图 · RFM heatmap")
         if {"rfm_r_score", "rfm_f_score", ARPU_TAG} <= set(tags.columns):
-            rfm.parts.append(_figure_html(_rfm_heatmap(tags), "chart-rfm-heatmap"))
+            rfm.parts.append(
+                _figure_html(charts.rfm_heatmap(segment_stats.rfm_cells(tags), "both"), "chart-rfm-heatmap")
+            )
         else:
             rfm.parts.append(
                 _note("本快照没有 RFM 得分 · the RFM score tags were not built in this snapshot.")
@@ -522,7 +345,7 @@ def build_report(
             order = sorted({r["segment"] for r in rows}, key=_group_order)
             groups.parts.append(
                 _figure_html(
-                    _sizes_figure(rows, labels, "15大价值人群 · value groups L0-L14", order),
+                    charts.segment_sizes(rows, labels, "15大价值人群 · value groups L0-L14", "both", order),
                     "chart-value-groups",
                 )
             )

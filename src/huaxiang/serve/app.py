@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,8 +88,12 @@ def _error_response(
     return JSONResponse(error_body(kind, message, status, details), status_code=status, headers=headers)
 
 
-async def _huaxiang_error(request: Request, error: Exception) -> JSONResponse:
+async def _huaxiang_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HuaxiangError)
+    from huaxiang.console.app import error_page, is_page_request
+
+    if is_page_request(request):
+        return error_page(request, error)
     details: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if isinstance(error, DefinitionError):
@@ -203,7 +207,8 @@ async def _no_body() -> Message:
 
 def create_app(settings: Settings) -> FastAPI:
     """The tag service over ``settings.workspace`` (loads the latest snapshot and starts watching)."""
-    from huaxiang.serve.routes import admin, analysis, audiences, catalog, events, meta, users
+    from huaxiang import console
+    from huaxiang.serve.routes import admin, analysis, audiences, catalog, events, meta, recs, scenes, users
 
     service = Service(settings)
     service.start()
@@ -225,8 +230,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     # The lookup first: matched first.
-    for module in (users, meta, catalog, audiences, events, admin, analysis):
+    for module in (users, meta, catalog, audiences, events, admin, analysis, scenes, recs):
         app.include_router(module.router)
+    scenes.attach(service)  # scene models made ahead for new snapshots (huaxiang.scenes.online)
+    console.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

@@ -28,7 +28,8 @@ async def caller(
 ) -> Principal:
     """The token's principal; 401 without a valid token, 429 over its rate."""
     service = request.app.state.service
-    principal: Principal = service.tokens.verify(credentials.credentials if credentials else None)
+    token = credentials.credentials if credentials else console_token(request)
+    principal: Principal = service.tokens.verify(token)
     service.limiter.check(principal)
     return principal
 
@@ -40,9 +41,26 @@ def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     service = request.app.state.service
-    principal: Principal = service.tokens.verify(token.strip() if scheme.lower() == "bearer" else None)
+    principal: Principal = service.tokens.verify(
+        token.strip() if scheme.lower() == "bearer" else console_token(request)
+    )
     service.limiter.check(principal)
     return principal
+
+
+#: The console's sign-in cookie (HttpOnly, SameSite=Strict) holds the token it was given.
+CONSOLE_COOKIE = "hx_console"
+#: The header the console's scripts send with every API call. A cross-site page cannot set it
+#: without a CORS preflight (which the service never grants), so the cookie alone cannot be
+#: used by another site's form (CSRF).
+CONSOLE_HEADER = "x-huaxiang-console"
+
+
+def console_token(request: Request) -> str | None:
+    """The token of a signed-in console, for API calls made by the console's own scripts."""
+    if request.headers.get(CONSOLE_HEADER) != "1":
+        return None
+    return request.cookies.get(CONSOLE_COOKIE) or None
 
 
 BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
