@@ -194,11 +194,42 @@ def _target_columns(into: str) -> tuple[str, ...]:
 
 
 class EngineConfig(Strict):
-    """Where the computation runs. DuckDB, embedded, is the default."""
+    """Where the computation runs. DuckDB, embedded, is the default.
 
-    type: Literal["duckdb"] = "duckdb"
+    ``type: spark`` runs the build on Spark through Ibis's PySpark backend
+    (``huaxiang[spark]``; docs/scale.md): ``master`` is the Spark master URL
+    (``local[*]`` by default) and ``conf`` any Spark settings
+    (``spark.executor.memory: 4g``). ``threads`` and ``memory_limit`` are DuckDB's.
+    """
+
+    type: Literal["duckdb", "spark"] = "duckdb"
     threads: int | None = Field(None, ge=1)
     memory_limit: str | None = None
+    master: str | None = None
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _settings_fit_the_engine(self) -> EngineConfig:
+        if self.type == "duckdb":
+            given = [name for name in ("master", "conf") if getattr(self, name)]
+            if given:
+                raise ValueError(
+                    f"engine.{given[0]} is a Spark setting, but engine.type is duckdb; "
+                    "set 'type: spark' or remove it."
+                )
+        else:
+            given = [name for name in ("threads", "memory_limit") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"engine.{given[0]} is a DuckDB setting; with 'type: spark' give Spark settings "
+                    "under engine.conf (e.g. spark.driver.memory: 4g)."
+                )
+        return self
+
+    @property
+    def spark_master(self) -> str:
+        """The Spark master URL (``local[*]``, all local cores, unless ``master`` says otherwise)."""
+        return self.master or "local[*]"
 
 
 class Promo(Strict):

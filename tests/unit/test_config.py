@@ -154,7 +154,9 @@ def test_wrong_literal_engine_type(tmp_path: Path) -> None:
           type: duckdbb
         """,
     )
-    assert message == "huaxiang.yaml:4: engine.type: got 'duckdbb'; allowed: 'duckdb'. Did you mean 'duckdb'?"
+    assert message == (
+        "huaxiang.yaml:4: engine.type: got 'duckdbb'; allowed: 'duckdb' or 'spark'. Did you mean 'duckdb'?"
+    )
 
 
 def test_wrong_version(tmp_path: Path) -> None:
@@ -437,13 +439,13 @@ def test_several_errors_are_all_reported(tmp_path: Path) -> None:
         version: 1
         name: shop
         timezone: Nowhere/City
-        engine: {type: spark}
+        engine: {type: flink}
         """,
     )
     assert message.splitlines() == [
         "huaxiang.yaml:3: timezone: unknown time zone 'Nowhere/City'; "
         "use an IANA name such as Asia/Shanghai.",
-        "huaxiang.yaml:4: engine.type: got 'spark'; allowed: 'duckdb'.",
+        "huaxiang.yaml:4: engine.type: got 'flink'; allowed: 'duckdb' or 'spark'.",
     ]
 
 

@@ -115,6 +115,11 @@ EXPECTED_OUTING = {
 }
 
 
+#: Scores are summed in whole billionths (exact on every engine): each contribution is within
+#: half a billionth of its exact value, so a few events' score is within 1e-8 of the exact sum.
+SUMMED_IN_UNITS = 1e-8
+
+
 def strengths(**options: Any) -> dict[tuple[str, str], dict[str, Any]]:
     options.setdefault("weights", WEIGHTS)
     options.setdefault("half_score", 2.0)
@@ -132,7 +137,7 @@ def test_decayed_scores_are_exact_per_user_and_scene() -> None:
     outing = {user: row["score"] for (user, scene), row in rows.items() if scene == "outing"}
     assert outing.keys() == EXPECTED_OUTING.keys()  # b and g have nothing that counts
     for user, score in EXPECTED_OUTING.items():
-        assert outing[user] == pytest.approx(score, rel=1e-12), user
+        assert outing[user] == pytest.approx(score, abs=SUMMED_IN_UNITS), user
     assert rows[("e", "outing")]["scene_events"] == 3
     # The mat carries new-mother too: a's cart at age 14 and c's favorite at age 7.
     mother = {user: row["score"] for (user, scene), row in rows.items() if scene == "new-mother"}
@@ -154,10 +159,10 @@ def test_window_half_life_and_restriction_to_scenes() -> None:
     rows = strengths(window_days=7, half_life_days=14.0, scenes=["outing"])
     assert {scene for _, scene in rows} == {"outing"}
     expected = 1 * decay(7, 14) + 2 * decay(1, 14)
-    assert rows[("a", "outing")]["score"] == pytest.approx(expected, rel=1e-12)
+    assert rows[("a", "outing")]["score"] == pytest.approx(expected, abs=SUMMED_IN_UNITS)
     # All history: b's March cart (age 121.5 days) counts.
     everything = strengths(window_days=None)
-    assert everything[("b", "outing")]["score"] == pytest.approx(4 * decay(121.5), rel=1e-12)
+    assert everything[("b", "outing")]["score"] == pytest.approx(4 * decay(121.5), abs=SUMMED_IN_UNITS)
 
 
 def test_searches_count_by_keyword_and_leaf_categories() -> None:
@@ -266,7 +271,7 @@ def test_template_makes_a_pair_of_tags_per_scene_in_the_data(tmp_path: Path) -> 
     rows = snapshot_rows(result.path)
     users = ["a", "b", "c", "d", "e", "f", "g"]
     expected = [probability(EXPECTED_OUTING.get(user, 0.0), 2.0) for user in users]
-    assert [rows[u]["scene_outing_score"] for u in users] == pytest.approx(expected, rel=1e-12)
+    assert [rows[u]["scene_outing_score"] for u in users] == pytest.approx(expected, abs=SUMMED_IN_UNITS)
     assert [rows[u]["scene_outing"] for u in users] == [True, False, True, False, True, False, False]
     assert rows["c"]["scene_new_mother_score"] == pytest.approx(probability(1.0, 2.0))
     assert rows["b"]["scene_new_mother_score"] == 0.0  # no events: 0, never NULL

@@ -1,6 +1,7 @@
 """``build(workspace_dir, as_of)``: compile the tag catalog and publish a snapshot.
 
-Steps: read the canonical tables present in ``DIR/data`` (DuckDB through Ibis),
+Steps: read the canonical tables present in ``DIR/data`` (through Ibis, on the
+workspace's engine: DuckDB, or Spark; :mod:`huaxiang.engine.backends`),
 cut them at ``as_of`` (only what was known before midnight at its start),
 compile every tag of ``DIR/tags`` onto one wide table keyed by ``user_id``
 (:mod:`huaxiang.engine.compile`), run it, and publish ``DIR/snapshots/DATE/``
@@ -12,7 +13,6 @@ published, so the previous snapshot keeps serving.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +26,13 @@ from huaxiang.audience.build import build_index_from_table
 from huaxiang.audience.index import INDEX_DIR
 from huaxiang.catalog import Catalog, load_catalog
 from huaxiang.config import CONFIG_FILE, WorkspaceConfig, load_config
+from huaxiang.engine.backends import Engine, engine_of, open_engine
 from huaxiang.engine.compile import Compiled, compile_catalog, cut_tables
 from huaxiang.engine.registry import BuildSettings
 from huaxiang.engine.snapshot import column_stats, jsonable, snapshot_path, write_snapshot
 from huaxiang.io.readers import connect as connect_engine
 from huaxiang.model.schema import TABLES
 
-ENGINE = "duckdb"
 #: Folder of a snapshot holding the fitted models of the makers (``value_groups.model.json``).
 MODELS_DIR = "models"
 #: 2 added ``definitions`` (each tag's definition hash, type, names and what it reads).
@@ -61,18 +61,23 @@ class BuildResult:
 
 
 def connect(config: WorkspaceConfig | None, root: Path) -> Any:
-    """An in-process DuckDB with the workspace's ``engine`` settings; spills to ``.huaxiang/spill``."""
+    """An in-process DuckDB with the workspace's DuckDB settings; spills to ``.huaxiang/spill``.
+
+    For the local helpers (``tags plan``, ``groups``); a build runs on the configured
+    engine (:func:`huaxiang.engine.backends.open_engine`).
+    """
     (root / ".huaxiang").mkdir(parents=True, exist_ok=True)
     return connect_engine(config, root / ".huaxiang" / "spill")
 
 
 def read_tables(con: Any, data_dir: Path) -> dict[str, ir.Table]:
     """The canonical tables present as ``DIR/data/<table>.parquet``, read lazily."""
+    engine = engine_of(con)
     tables: dict[str, ir.Table] = {}
     for name in TABLES:
         path = data_dir / f"{name}.parquet"
         if path.is_file():
-            tables[name] = con.read_parquet(path, table_name=f"canonical_{name}")
+            tables[name] = engine.read_parquet(path, table_name=f"canonical_{name}")
     return tables
 
 
@@ -94,7 +99,7 @@ def drop_empty_columns(
         unknown = [column for column in table.columns if column not in known]
         if unknown:
             counts = table.aggregate(**{column: table[column].count() for column in unknown})
-            row = con.to_pyarrow(counts).to_pylist()[0]
+            row = engine_of(con).to_pyarrow(counts).to_pylist()[0]
             known.update({column: row[column] == 0 for column in unknown})
         missing = [column for column in table.columns if known[column] and column not in keys]
         if len(missing) == len(table.columns):
@@ -125,7 +130,7 @@ def _null_only_columns(path: Path) -> dict[str, bool]:
     return {name: count == metadata.num_rows for name, count in nulls.items() if name not in unusable}
 
 
-def _row_counts(con: Any, present: dict[str, ir.Table], cut: dict[str, ir.Table]) -> dict[str, int]:
+def _row_counts(engine: Engine, present: dict[str, ir.Table], cut: dict[str, ir.Table]) -> dict[str, int]:
     """Rows of each table before the as-of date.
 
     Order lines are cut through their orders (a semi-join, the one costly count): when
@@ -134,7 +139,7 @@ def _row_counts(con: Any, present: dict[str, ir.Table], cut: dict[str, ir.Table]
     """
 
     def count(table: ir.Table) -> int:
-        return int(con.to_pyarrow(table.count().as_table()).column(0)[0].as_py())
+        return int(engine.to_pyarrow(table.count().as_table()).column(0)[0].as_py())
 
     counts = {name: count(table) for name, table in cut.items() if name != "order_items"}
     if "order_items" in cut:
@@ -211,6 +216,8 @@ class Computed:
     """The makers' detail tables as rows (for the manifest)."""
     empty_columns: dict[str, list[str]]
     timings: dict[str, float]
+    engine: str = "duckdb"
+    """The engine that computed the tags (``duckdb``, ``spark``)."""
 
 
 def compute(
@@ -228,30 +235,26 @@ def compute(
     """
     root = Path(workspace_dir)
     clock = clock or Clock()
-    con = connect(config, root)
+    engine = open_engine(config, root)
     try:
+        con = engine.con
         present, empty_columns = drop_empty_columns(con, read_tables(con, root / "data"), root / "data")
         tables = cut_tables(present, as_of)
         clock.lap("read_s")
-        steps = itertools.count()
-
-        def materialise(table: ir.Table) -> ir.Table:
-            return con.create_table(f"huaxiang_build_step_{next(steps)}", table, temp=True)
-
         compiled = compile_catalog(
-            catalog, tables, as_of, materialise=materialise, settings=BuildSettings.from_config(config)
+            catalog, tables, as_of, materialise=engine.materialise, settings=BuildSettings.from_config(config)
         )
         clock.lap("compute_s")
-        result: pa.Table = con.to_pyarrow(compiled.wide.order_by("user_id"))
-        row_counts = _row_counts(con, present, tables)
+        result: pa.Table = engine.to_pyarrow(compiled.wide.order_by("user_id"))
+        row_counts = _row_counts(engine, present, tables)
         details = {
-            name: [jsonable(row) for row in con.to_pyarrow(table).to_pylist()]
+            name: [jsonable(row) for row in engine.to_pyarrow(table).to_pylist()]
             for name, table in compiled.details.items()
         }
         clock.lap("collect_s")
     finally:
-        con.disconnect()
-    return Computed(result, compiled, row_counts, details, empty_columns, clock.timings)
+        engine.close()
+    return Computed(result, compiled, row_counts, details, empty_columns, clock.timings, engine.name)
 
 
 def build(
@@ -294,7 +297,7 @@ def build(
         "manifest_version": MANIFEST_VERSION,
         "as_of": as_of.isoformat(),
         "catalog_hash": catalog.hash,
-        "engine": ENGINE,
+        "engine": computed.engine,
         "rows": {"users": result.num_rows, "tables": row_counts},
         "empty_columns": empty_columns,
         "tags": {tag_id: column_stats(result.column(tag_id)) for tag_id in compiled.built},

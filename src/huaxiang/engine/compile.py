@@ -28,6 +28,7 @@ import ibis.expr.types as ir
 
 from huaxiang.catalog import Catalog, TagDef, compile_rule, kind_of_tag_type
 from huaxiang.catalog.makers import ActionSpec, MetricSpec, SceneSpec
+from huaxiang.engine.backends import EngineCapabilityError
 from huaxiang.engine.bins import bins_value
 from huaxiang.engine.registry import (
     COLUMN_PARAM,
@@ -574,7 +575,15 @@ class _Compiler:
             except ConfigError as error:  # name the tag and its file in a maker's complaint
                 raise type(error)(f"{origin}: {error}") from None
             if self.materialise is not None:
-                output = ModelOutput(self.materialise(output.table), output.details, output.artifacts)
+                try:
+                    output = ModelOutput(self.materialise(output.table), output.details, output.artifacts)
+                except EngineCapabilityError as error:  # name the tags, not the maker's columns
+                    users = [
+                        t.id
+                        for t in self.catalog
+                        if t.model is not None and call_key(t.model.name, t.model.params) == key
+                    ]
+                    raise error.naming(users) from None
             self.models[key] = output
             prefix = spec.name if not params else key
             for detail, table in output.details.items():

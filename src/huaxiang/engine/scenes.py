@@ -51,13 +51,25 @@ class ScenePlan:
             for scene in self.scenes
         ]
         rows += [
-            {"scene": value, "name_zh": None, "name_en": None, "score_tag": None, "flag_tag": None,
-             "note": "both tags are defined already (in the catalog or by another template)"}
+            {
+                "scene": value,
+                "name_zh": None,
+                "name_en": None,
+                "score_tag": None,
+                "flag_tag": None,
+                "note": "both tags are defined already (in the catalog or by another template)",
+            }
             for value in self.taken
         ]
         rows += [
-            {"scene": value, "name_zh": None, "name_en": None, "score_tag": None, "flag_tag": None,
-             "note": reason}
+            {
+                "scene": value,
+                "name_zh": None,
+                "name_en": None,
+                "score_tag": None,
+                "flag_tag": None,
+                "note": reason,
+            }
             for value, reason in self.unusable.items()
         ]
         schema = dict.fromkeys(("scene", "name_zh", "name_en", "score_tag", "flag_tag", "note"), "string")

@@ -112,8 +112,11 @@ def brand_table(
         ``user_id, brand_orders, brand_spend, category_spend, brand_spend_share,
         brand_core, brand_intent, brand_competitor, brand_potential``.
     """
-    for name, value in (("window_days", window_days), ("intent_window_days", intent_window_days),
-                        ("core_min_orders", core_min_orders)):
+    for name, value in (
+        ("window_days", window_days),
+        ("intent_window_days", intent_window_days),
+        ("core_min_orders", core_min_orders),
+    ):
         if value < 1:
             raise ConfigError(f"brand tags: {name} must be at least 1, got {value}.")
     if not 0 < core_share <= 1:
@@ -128,9 +131,7 @@ def brand_table(
     # One row per product with what it is for these tags (a few hundred rows): the brand's,
     # in the brand's categories, a rival's (a competitor's, in those categories), in a related
     # category. Lines then take these flags in one join and one pass per user.
-    related = products.filter(products[category_level].isin(categories)).select(
-        group=products[related_level]
-    )
+    related = products.filter(products[category_level].isin(categories)).select(group=products[related_level])
     related_products = products.semi_join(related, products[related_level] == related.group)
     in_scope_product = products[category_level].isin(categories).fill_null(False)
     rival_product = in_scope_product & (products.brand != brand).fill_null(False)

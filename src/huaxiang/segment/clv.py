@@ -80,8 +80,11 @@ def clv_summary(orders: ir.Table, as_of: dt.date) -> ir.Table:
     valid = valid.filter((valid.order_time < day_start(as_of)) & (valid.amount > 0))
     days = valid.group_by("user_id", day=valid.order_time.date()).aggregate(spend=valid.amount.sum())
     stats = days.group_by("user_id").aggregate(
-        first_day=days.day.min(), last_day=days.day.max(), purchase_days=days.count(),
-        total=days.spend.sum(), first_spend=days.spend.argmin(days.day),  # one row per day: no tie
+        first_day=days.day.min(),
+        last_day=days.day.max(),
+        purchase_days=days.count(),
+        total=days.spend.sum(),
+        first_spend=days.spend.argmin(days.day),  # one row per day: no tie
     )
     last_seen = ibis.date(as_of - dt.timedelta(days=1))
     frequency = (stats.purchase_days - 1).cast("int64")
@@ -119,8 +122,13 @@ def gamma_gamma_log_likelihood(params: np.ndarray, frequency: np.ndarray, moneta
     p, q, v = params
     x, m = frequency, monetary
     return np.asarray(
-        special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q) + q * np.log(v)
-        + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(x * m + v)
+        special.gammaln(p * x + q)
+        - special.gammaln(p * x)
+        - special.gammaln(q)
+        + q * np.log(v)
+        + (p * x - 1) * np.log(m)
+        + p * x * np.log(x)
+        - (p * x + q) * np.log(x * m + v)
     )
 
 
@@ -167,7 +175,8 @@ def probability_alive(fit: ClvFit, frequency: np.ndarray, recency: np.ndarray, T
     x, tx, t = (np.asarray(v, dtype="float64") for v in (frequency, recency, T))
     with np.errstate(divide="ignore", over="ignore"):
         log_ratio = (
-            np.log(fit.a) - np.log(np.maximum(fit.b + x - 1, 1e-300))
+            np.log(fit.a)
+            - np.log(np.maximum(fit.b + x - 1, 1e-300))
             + (fit.r + x) * (np.log(fit.alpha + t) - np.log(fit.alpha + tx))
         )
     return np.where(x > 0, 1.0 / (1.0 + np.exp(log_ratio)), 1.0)
@@ -216,7 +225,11 @@ def _fit_pymc(stats: pd.DataFrame, repeat: pd.DataFrame) -> tuple[np.ndarray, np
 
 
 def fit_clv(
-    stats: pd.DataFrame, *, horizon_days: int = 180, sample_size: int = 200_000, seed: int = 0,
+    stats: pd.DataFrame,
+    *,
+    horizon_days: int = 180,
+    sample_size: int = 200_000,
+    seed: int = 0,
     fitter: str = "pymc",
 ) -> ClvFit:
     """Fit BG/NBD and Gamma-Gamma on the buyers' statistics (a deterministic sample when large).
@@ -263,8 +276,18 @@ def fit_clv(
     r, alpha, a, b = (float(value) for value in bg)
     p, q, v = (float(value) for value in gg)
     return ClvFit(
-        r=r, alpha=alpha, a=a, b=b, p=p, q=q, v=v, fitter=fitter, buyers=len(stats), fitted_on=len(sample),
-        repeat_buyers=len(repeat), horizon_days=horizon_days,
+        r=r,
+        alpha=alpha,
+        a=a,
+        b=b,
+        p=p,
+        q=q,
+        v=v,
+        fitter=fitter,
+        buyers=len(stats),
+        fitted_on=len(sample),
+        repeat_buyers=len(repeat),
+        horizon_days=horizon_days,
     )
 
 
@@ -290,7 +313,8 @@ def clv_table(
 
     Parameters are those of :func:`fit_clv`; ``users`` gives the rows, ``orders`` the history.
     """
-    stats = clv_summary(orders, as_of).to_pyarrow().to_pandas()
+    # In user order: the fit's sample is drawn by row, so the same data gives the same fit on any engine.
+    stats = clv_summary(orders, as_of).order_by("user_id").to_pyarrow().to_pandas()
     fit = fit_clv(stats, horizon_days=horizon_days, sample_size=sample_size, seed=seed, fitter=fitter)
     x, tx, t = stats.frequency.to_numpy(), stats.recency.to_numpy(), stats["T"].to_numpy()
     purchases = expected_purchases(fit, horizon_days, x, tx, t)

@@ -45,7 +45,12 @@ AGE_RANGE = (0, 120)
 
 #: Where an age came from, in the order the chain tries them.
 AGE_SOURCES: tuple[str, ...] = (
-    "real_name", "birth_date", "declared", "declared_band", "profile", "mode_band",
+    "real_name",
+    "birth_date",
+    "declared",
+    "declared_band",
+    "profile",
+    "mode_band",
 )
 IMPUTED_AGE_SOURCES: frozenset[str] = frozenset({"profile", "mode_band"})
 
@@ -211,9 +216,9 @@ def shipping_city_tier(orders: ir.Table, lookup: ir.Table) -> ir.Table | None:
         return None
     valid = valid_orders(orders)
     city = city_key(valid.ship_city) if "ship_city" in columns else ibis.null("string")
-    rows = valid.select("user_id", "order_time", city=city, own_tier=_valid_tier(
-        _column(valid, "ship_city_tier", "int64")
-    ))
+    rows = valid.select(
+        "user_id", "order_time", city=city, own_tier=_valid_tier(_column(valid, "ship_city_tier", "int64"))
+    )
     looked_up = lookup.select(lookup_city=lookup.city, lookup_tier=lookup.tier)
     rows = rows.left_join(looked_up, rows.city == looked_up.lookup_city).select(
         "user_id", "order_time", "city", tier=ibis.coalesce(rows.own_tier, looked_up.lookup_tier)
@@ -279,7 +284,8 @@ def demographics_table(
         "user_id",
         real_name_age=_valid_age(_column(users, "real_name_age", "int64")),
         birth_age=(
-            _valid_age(age_at(users.birth_date, as_of)) if "birth_date" in users.columns
+            _valid_age(age_at(users.birth_date, as_of))
+            if "birth_date" in users.columns
             else ibis.null("int64")
         ),
         declared_age=_valid_age(_column(users, "age", "int64")),
@@ -352,9 +358,17 @@ def demographics_table(
     ages = base.select("user_id", "age", "age_band", "age_imputed", "age_source")
     joined = ages.inner_join(cities, "user_id").inner_join(profile, "user_id")
     return joined.select(
-        "user_id", "age", "age_band", "age_imputed", "age_source",
-        "city_tier", "city_tier_imputed", "city_tier_source",
-        *PASSTHROUGH, "child_probability", "has_grade_stage",
+        "user_id",
+        "age",
+        "age_band",
+        "age_imputed",
+        "age_source",
+        "city_tier",
+        "city_tier_imputed",
+        "city_tier_source",
+        *PASSTHROUGH,
+        "child_probability",
+        "has_grade_stage",
     )
 
 

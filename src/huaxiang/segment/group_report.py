@@ -44,11 +44,16 @@ MIN_LIFT = 1.2
 TOP_FEATURES = 4
 #: Share a group needs for a name part: 都市 / 小镇 (tiers 1-2 / 3-6), 男 / 女, an age band, a power level.
 NAME_SHARE = {
-    "city_tier": 0.6, "gender": 0.6, "age_band": 0.4, "purchasing_power": 0.5, "purchase_band": 0.5,
+    "city_tier": 0.6,
+    "gender": 0.6,
+    "age_band": 0.4,
+    "purchasing_power": 0.5,
+    "purchase_band": 0.5,
 }
 POWER_NAMES = {"high": "高购买力", "mid": "中购买力", "low": "低购买力", "none": "未购买"}
 MEASURE_NAMES = {
-    "revenue": "ARPU (spend per user)", "purchases": "purchases per user (no amounts in the data)",
+    "revenue": "ARPU (spend per user)",
+    "purchases": "purchases per user (no amounts in the data)",
 }
 
 
@@ -108,11 +113,17 @@ class GroupReport:
         """One row per group: users, share, value per user, names and the distinguishing values."""
         rows = [
             {
-                "group": g.group, "users": g.users, "share": g.share, "value_per_user": g.value_per_user,
-                "auto_name": g.auto_name, "persona_zh": g.persona_zh, "persona_en": g.persona_en,
+                "group": g.group,
+                "users": g.users,
+                "share": g.share,
+                "value_per_user": g.value_per_user,
+                "auto_name": g.auto_name,
+                "persona_zh": g.persona_zh,
+                "persona_en": g.persona_en,
                 "distinguishing": "; ".join(
                     f"{lift.feature}={lift.value} {lift.share_in_group:.0%} vs {lift.share_in_population:.0%}"
-                    f" (x{lift.lift:.1f})" for lift in g.distinguishing
+                    f" (x{lift.lift:.1f})"
+                    for lift in g.distinguishing
                 ),
             }
             for g in self.groups
@@ -200,7 +211,8 @@ def evaluate_grid(
             )
         )
     violations = [
-        (a.group, b.group) for a, b in zip(groups, groups[1:], strict=False)
+        (a.group, b.group)
+        for a, b in zip(groups, groups[1:], strict=False)
         if b.value_per_user > a.value_per_user + 1e-9 * max(1.0, abs(a.value_per_user))
     ]
     return GroupReport(

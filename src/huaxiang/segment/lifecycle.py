@@ -76,9 +76,7 @@ def purchase_interval_days(orders: ir.Table, as_of: dt.date, window_days: int | 
     gaps = gaps.filter(gaps.previous_date.notnull())
     gaps = gaps.mutate(gap_days=gaps.order_date.delta(gaps.previous_date, unit="day").cast("int64"))
     summary = gaps.aggregate(repeat_buyers=gaps.user_id.nunique().cast("int64"))
-    return summary.cross_join(_exact_median(gaps.gap_days)).select(
-        "purchase_interval_days", "repeat_buyers"
-    )
+    return summary.cross_join(_exact_median(gaps.gap_days)).select("purchase_interval_days", "repeat_buyers")
 
 
 def _exact_median(values: ir.IntegerColumn) -> ir.Table:
@@ -207,8 +205,10 @@ def lifecycle_table(
         last_activity_time=all_activity.activity_time.max()
     )
 
-    t = users.select("user_id").left_join(order_counts, "user_id").select(
-        "user_id", "valid_orders", "last_order_time"
+    t = (
+        users.select("user_id")
+        .left_join(order_counts, "user_id")
+        .select("user_id", "valid_orders", "last_order_time")
     )
     t = t.left_join(last_activity, "user_id").select(
         "user_id", "valid_orders", "last_order_time", "last_activity_time"

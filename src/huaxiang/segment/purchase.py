@@ -22,7 +22,12 @@ from huaxiang.segment.rfm import day_start, valid_orders
 PET_CATEGORIES: tuple[str, ...] = ("宠物", "宠物生活", "宠物用品", "宠物食品", "宠物主粮")
 BABY_CATEGORIES: tuple[str, ...] = ("母婴", "孕婴", "孕婴童", "母婴用品", "婴童用品", "奶粉", "尿裤湿巾")
 LOCAL_LIFE_CATEGORIES: tuple[str, ...] = (
-    "本地生活", "生活服务", "到店服务", "餐饮美食", "休闲娱乐", "周边游",
+    "本地生活",
+    "生活服务",
+    "到店服务",
+    "餐饮美食",
+    "休闲娱乐",
+    "周边游",
 )
 HEALTH_CATEGORIES: tuple[str, ...] = ("医药保健", "保健品", "营养保健", "医疗保健", "营养健康")
 PREFERENCE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -46,11 +51,15 @@ def window_orders(orders: ir.Table, as_of: dt.date, window_days: int) -> ir.Tabl
     return valid.filter((valid.order_time >= start) & (valid.order_time < day_start(as_of)))
 
 
-def line_spend(items: ir.Table) -> ir.FloatingValue:
-    """What a line cost the buyer: ``quantity × unit_price − discount`` (no discount counts as 0)."""
-    spend = items.quantity.cast("float64") * items.unit_price.cast("float64")
+def line_spend(items: ir.Table) -> ir.NumericValue:
+    """What a line cost the buyer: ``quantity × unit_price − discount`` (no discount counts as 0).
+
+    Exact: DECIMAL money times an integer quantity, so sums of it are the same on
+    every engine whatever order they add in (a float sum is not).
+    """
+    spend = items.quantity * items.unit_price
     if "discount" in items.columns:
-        spend = spend - items.discount.cast("float64").fill_null(0.0)
+        spend = spend - items.discount.fill_null(ibis.literal(0).cast(items.discount.type()))
     return spend
 
 
@@ -249,9 +258,12 @@ def _shares_and_tgi(
     share is the flagged weight ÷ all weight summed over them. ``extra(lines)`` gives
     more per-user aggregates of ``lines``, computed in the same pass and returned as
     they are (NULL for a user without lines).
+
+    ``weight`` must be exact (an integer or a DECIMAL): the weights are summed exactly
+    and only the ratios are floats, so every engine gives the same shares to the bit.
     """
-    weight = weight.cast("float64")
-    parts = {f"weight_{name}": ibis.ifelse(flag, weight, 0.0) for name, flag in flags.items()}
+    zero = ibis.literal(0).cast(weight.type())
+    parts = {f"weight_{name}": ibis.ifelse(flag, weight, zero) for name, flag in flags.items()}
     lines = lines.mutate(line_weight=weight, **parts)
     more = dict(extra(lines)) if extra is not None else {}
     sums = lines.group_by("user_id").aggregate(
@@ -259,12 +271,12 @@ def _shares_and_tgi(
     )
     t = per_user(users, sums)
     buyer = t.weight_all > 0
-    population_total = ibis.ifelse(buyer, t.weight_all, 0.0).sum().over()
+    population_total = ibis.ifelse(buyer, t.weight_all, zero).sum().over()
     columns: dict[str, ir.Value] = {}
     for name in flags:
         part = t[f"weight_{name}"]
         share = _ratio(part, t.weight_all)
-        population_share = _ratio(ibis.ifelse(buyer, part, 0.0).sum().over(), population_total)
+        population_share = _ratio(ibis.ifelse(buyer, part, zero).sum().over(), population_total)
         columns[f"{name}_share"] = share
         columns[f"{name}_tgi"] = ibis.ifelse(
             population_share > 0, share / population_share * 100, ibis.null("float64")
@@ -387,7 +399,7 @@ def price_tier_table(
     lines = lines.left_join(tiers, "product_id").select(*lines.columns, "is_value", "is_premium")
     flags = {"value": lines.is_value.fill_null(False), "premium": lines.is_premium.fill_null(False)}
     # Shares of lines, not of spend: weighting by spend would weigh premium lines by their price.
-    return _shares_and_tgi(users, lines, flags, ibis.literal(1.0))
+    return _shares_and_tgi(users, lines, flags, ibis.literal(1, type="int64"))
 
 
 def tgi(snapshot: ir.Table, group_tag: str, share_tag: str) -> ir.Table:

@@ -171,7 +171,7 @@ def rfm_table(
     m_score = 1 + _count_above(b[monetary_col], cuts["m"]) if "m" in cuts else quintile(b[monetary_col])
     # "x >= the buyers' mean" is evaluated as "x * buyers >= sum" (exact for decimals).
     b = b.mutate(
-        **{aov_col: (b[monetary_col] / b[frequency_col]).cast(MONEY)},
+        **{aov_col: money_mean(b[monetary_col], b[frequency_col])},
         rfm_r_score=r_score,
         rfm_f_score=f_score,
         rfm_m_score=m_score,
@@ -213,6 +213,22 @@ def rfm_table(
         **{frequency_col: t[frequency_col].fill_null(0), monetary_col: t[monetary_col].fill_null(zero)}
     )
     return filled.select("user_id", *columns)
+
+
+def money_mean(total: ir.NumericValue, count: ir.IntegerValue) -> ir.DecimalValue:
+    """``total / count`` as money, rounded half up to the cent, exactly on every engine.
+
+    Dividing a DECIMAL is not portable: DuckDB divides as a double (so 219.675 / 3 can
+    come out 73.22), Spark as a wider DECIMAL (73.23). Here the division is on whole
+    cents, ``(2 × cents + count) // (2 × count)``, exact for totals below 2^52 cents;
+    the whole cents then become money through a double, which holds them exactly
+    enough to round back to the same cent on any engine. NULL when ``count`` is 0.
+    """
+    units = 10**MONEY_SCALE
+    cents = (total * units).cast("int64")
+    whole = (cents * 2 + count) // (count * 2)
+    mean = (whole.cast("float64") / units).cast(MONEY)
+    return ibis.ifelse(count > 0, mean, ibis.null(MONEY))
 
 
 def _playbook(

@@ -29,6 +29,10 @@ from huaxiang.errors import ConfigError
 from huaxiang.segment.rfm import day_start
 
 SECONDS_PER_DAY = 86_400
+#: Scores are summed in whole billionths: an integer sum is exact, so every engine (and every
+#: run of a parallel one) adds the contributions to the same score, whatever their order.
+SCORE_UNITS = 1_000_000_000
+
 
 def scene_probability(score: ir.NumericValue, half_score: float) -> ir.FloatingValue:
     """``1 − 2^(−score / half_score)``: 0 at score 0, 0.5 at ``half_score``, towards 1 above."""
@@ -209,10 +213,14 @@ def scene_strength(
         *((counted.event_type == event_type, float(value)) for event_type, value in sorted(weights.items())),
         else_=0.0,
     )
-    age_days = end.delta(counted.event_time, unit="second").cast("float64") / SECONDS_PER_DAY
-    decayed = counted.mutate(contribution=weight * ibis.literal(0.5) ** (age_days / float(half_life_days)))
+    # Whole seconds: engines count a fraction of a second differently (DuckDB counts second
+    # boundaries crossed, Spark whole seconds elapsed); truncated, both give the same age.
+    age_days = end.delta(counted.event_time.truncate("s"), unit="second").cast("float64") / SECONDS_PER_DAY
+    contribution = weight * ibis.literal(0.5) ** (age_days / float(half_life_days))
+    decayed = counted.mutate(units=(contribution * SCORE_UNITS).round().cast("int64"))
     scores = decayed.group_by("user_id", "scene").aggregate(
-        scene_events=decayed.count().cast("int64"), score=decayed.contribution.sum()
+        scene_events=decayed.count().cast("int64"),
+        score=decayed.units.sum().cast("float64") / SCORE_UNITS,
     )
     return scores.mutate(probability=scene_probability(scores.score, half_score))
 

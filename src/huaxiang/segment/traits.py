@@ -169,9 +169,9 @@ def traits_table(
         first_seen=joined.event_time.min(),
         views=(joined.event_type == "view").cast("int64").sum(),
     )
-    hours = (
-        per_purchase.order_time.epoch_seconds() - per_purchase.first_seen.epoch_seconds()
-    ).cast("float64") / 3600.0
+    hours = (per_purchase.order_time.epoch_seconds() - per_purchase.first_seen.epoch_seconds()).cast(
+        "float64"
+    ) / 3600.0
     per_purchase = per_purchase.mutate(
         hours=hours, impulsive=(hours <= th.impulse_hours) & (per_purchase.views <= th.impulse_max_views)
     )

@@ -42,7 +42,12 @@ from huaxiang.segment.rfm import day_start, valid_orders
 UNKNOWN = "unknown"
 #: The seven features of the seed, in the order the grid and the names use them.
 FEATURES: tuple[str, ...] = (
-    "gender", "age_band", "city_tier", "member_score_band", "browse_band", "purchase_band",
+    "gender",
+    "age_band",
+    "city_tier",
+    "member_score_band",
+    "browse_band",
+    "purchase_band",
     "purchasing_power",
 )
 FEATURE_NAMES: dict[str, tuple[str, str]] = {
@@ -84,9 +89,14 @@ class ValueFeatures:
     """Where a feature came from when there is a choice (``member_score_band``: ``member_level``)."""
 
     def grid(self) -> ir.Table:
-        """The occupied cells: one row per combination of bands, with ``users`` and ``value`` summed."""
+        """The occupied cells: one row per combination of bands, with ``users`` and ``value`` summed.
+
+        Ordered by the bands: k-means starts from rows picked by position, so the same data
+        must come in the same order from every engine.
+        """
         t = self.table
-        return t.group_by(list(self.present)).aggregate(users=t.count(), value=t.value.sum())
+        cells = t.group_by(list(self.present)).aggregate(users=t.count(), value=t.value.sum())
+        return cells.order_by(list(self.present))
 
 
 def value_features(
@@ -125,9 +135,7 @@ def value_features(
     """
     unknown = [name for name in features if name not in FEATURES]
     if unknown:
-        raise ConfigError(
-            f"value groups: unknown feature {unknown[0]!r}. Features: {', '.join(FEATURES)}."
-        )
+        raise ConfigError(f"value groups: unknown feature {unknown[0]!r}. Features: {', '.join(FEATURES)}.")
     if window_days < 1:
         raise ConfigError(f"value groups: window_days must be at least 1, got {window_days}.")
     if not 2 <= bands <= 10:
@@ -150,9 +158,11 @@ def value_features(
     score_column = next((c for c in ("member_score", "member_level") if c in users.columns), None)
     absent = {
         "gender": None if "gender" in users.columns else "column users.gender",
-        "age_band": None if set(_AGE_COLUMNS) & set(users.columns)
+        "age_band": None
+        if set(_AGE_COLUMNS) & set(users.columns)
         else "none of users." + ", users.".join(_AGE_COLUMNS),
-        "city_tier": None if set(_CITY_COLUMNS) & set(users.columns) or has_ship
+        "city_tier": None
+        if set(_CITY_COLUMNS) & set(users.columns) or has_ship
         else "none of users.real_name_city, users.city, users.city_tier, orders.ship_city",
         "member_score_band": None if score_column else "column users.member_score (or users.member_level)",
         "browse_band": None if events is not None else "table events (event_type, event_time)",
@@ -170,8 +180,10 @@ def value_features(
 
     # One row per user with the raw numbers, materialised once (when the caller can): the
     # cut points, the grid and the assignment all read it.
-    base = users.select("user_id").left_join(purchases, "user_id").select(
-        "user_id", purchases=ibis.coalesce(purchases.purchases, 0), spend=purchases.spend
+    base = (
+        users.select("user_id")
+        .left_join(purchases, "user_id")
+        .select("user_id", purchases=ibis.coalesce(purchases.purchases, 0), spend=purchases.spend)
     )
     if "gender" in present:
         base = base.left_join(users.select("user_id", "gender"), "user_id").drop("user_id_right")
@@ -186,7 +198,8 @@ def value_features(
     if "browse_band" in present:
         assert events is not None
         browsing = events.filter(
-            events.event_type.isin(list(BROWSE_EVENTS)) & (events.event_time >= start)
+            events.event_type.isin(list(BROWSE_EVENTS))
+            & (events.event_time >= start)
             & (events.event_time < end)
         )
         counts = browsing.group_by("user_id").aggregate(browse=browsing.count())

@@ -211,8 +211,10 @@ def value_grid_table(
         last_order_time=before.order_time.max(),
         amount_sum=before.amount.sum().cast(MONEY),
     )
-    base = users.select("user_id").left_join(per_user, "user_id").select(
-        "user_id", "last_order_time", "amount_sum"
+    base = (
+        users.select("user_id")
+        .left_join(per_user, "user_id")
+        .select("user_id", "last_order_time", "amount_sum")
     )
     spend = base.amount_sum.fill_null(ibis.literal(Decimal("0.00"), type=MONEY)).cast(MONEY)
     days = ibis.literal(as_of).delta(base.last_order_time.date(), unit="day").cast("int64")

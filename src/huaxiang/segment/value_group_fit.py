@@ -65,8 +65,12 @@ class FittedGrid:
             "features": list(self.features),
             "levels": self.levels,
             **dict(extra),
-            "model": self.model.to_dict() if isinstance(self.model, ConnectedValueGroups) else {
-                "method": "kmeans", "random_state": self.model.random_state, "inertia": self.model.inertia_,
+            "model": self.model.to_dict()
+            if isinstance(self.model, ConnectedValueGroups)
+            else {
+                "method": "kmeans",
+                "random_state": self.model.random_state,
+                "inertia": self.model.inertia_,
             },
             "mapping": [
                 {**{name: row[name] for name in self.features}, "group": row["group"]}
@@ -173,8 +177,16 @@ def value_group_table(
     )
     grid = found.grid().to_pyarrow().to_pandas()
     fitted = fit_grid(
-        grid, found.present, found.levels, sorted(NOMINAL), method=method, n_groups=n_groups,
-        tolerance=tolerance, smoothing=smoothing, min_share=min_share, max_share=max_share,
+        grid,
+        found.present,
+        found.levels,
+        sorted(NOMINAL),
+        method=method,
+        n_groups=n_groups,
+        tolerance=tolerance,
+        smoothing=smoothing,
+        min_share=min_share,
+        max_share=max_share,
         value_weight=value_weight,
         random_state=random_state,
     )

@@ -43,9 +43,7 @@ def group_labels(n_groups: int) -> list[str]:
     return [f"L{index}" for index in range(n_groups)]
 
 
-def _check_grid(
-    X: Any, y: Any, sample_weight: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_grid(X: Any, y: Any, sample_weight: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     codes = np.asarray(X)
     if codes.ndim != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
         raise ValueError(f"X must be a non-empty 2-D array of band codes, got shape {codes.shape}.")
@@ -271,9 +269,14 @@ class ConnectedValueGroups:
             "format": MODEL_FORMAT,
             "method": "connected_components",
             "params": {
-                "n_groups": self.n_groups, "tolerance": self.tolerance, "smoothing": self.smoothing,
-                "min_share": self.min_share, "max_share": self.max_share, "value_weight": self.value_weight,
-                "levels": list(self.levels), "nominal": list(self.nominal),
+                "n_groups": self.n_groups,
+                "tolerance": self.tolerance,
+                "smoothing": self.smoothing,
+                "min_share": self.min_share,
+                "max_share": self.max_share,
+                "value_weight": self.value_weight,
+                "levels": list(self.levels),
+                "nominal": list(self.nominal),
             },
             "tolerance_used": self.tolerance_,
             "n_components": self.n_components_,
@@ -296,8 +299,14 @@ class ConnectedValueGroups:
             )
         params = data["params"]
         model = cls(
-            params["n_groups"], params["tolerance"], params["smoothing"], params["min_share"],
-            params["max_share"], params["value_weight"], tuple(params["levels"]), tuple(params["nominal"]),
+            params["n_groups"],
+            params["tolerance"],
+            params["smoothing"],
+            params["min_share"],
+            params["max_share"],
+            params["value_weight"],
+            tuple(params["levels"]),
+            tuple(params["nominal"]),
         )
         model.tolerance_ = float(data["tolerance_used"])
         model.cells_ = np.asarray(data["cells"], dtype="int64")
@@ -362,7 +371,11 @@ class _Regions:
     """
 
     def __init__(
-        self, component: np.ndarray, points: np.ndarray, values: np.ndarray, weights: np.ndarray,
+        self,
+        component: np.ndarray,
+        points: np.ndarray,
+        values: np.ndarray,
+        weights: np.ndarray,
         pairs: np.ndarray,
     ) -> None:
         self.member = component.astype("int64").copy()

@@ -25,8 +25,17 @@ from huaxiang.segment.value_group_fit import value_group_table
 from huaxiang.segment.value_groups import ConnectedValueGroups
 
 _VALUE_GROUP_PARAMS = (
-    "method", "n_groups", "tolerance", "smoothing", "min_share", "max_share", "value_weight",
-    "random_state", "window_days", "bands", "features",
+    "method",
+    "n_groups",
+    "tolerance",
+    "smoothing",
+    "min_share",
+    "max_share",
+    "value_weight",
+    "random_state",
+    "window_days",
+    "bands",
+    "features",
 )
 
 
@@ -87,27 +96,38 @@ def value_groups(context: ModelContext, params: Mapping[str, Any]) -> ModelOutpu
         "cells": len(fitted.cells),
         "window_days": int_param(params, "window_days", 365),
         "bands": int_param(params, "bands", 4),
-        "population_value": round(float(fitted.cells["value"].astype("float64").sum())
-                                  / max(int(fitted.cells["users"].sum()), 1), 6),
+        "population_value": round(
+            float(fitted.cells["value"].astype("float64").sum()) / max(int(fitted.cells["users"].sum()), 1), 6
+        ),
         "monotone": report.monotone,
     }
     if isinstance(model, ConnectedValueGroups):
         fit.update(
-            tolerance=round(model.tolerance_, 6), n_components=model.n_components_,
-            merges=model.merges_, splits=model.splits_,
+            tolerance=round(model.tolerance_, 6),
+            n_components=model.n_components_,
+            merges=model.merges_,
+            splits=model.splits_,
         )
     else:
         fit.update(random_state=model.random_state, inertia=round(model.inertia_, 6))
     groups = pa.Table.from_pylist(
         [
-            {"group": g.group, "users": g.users, "value_per_user": round(g.value_per_user, 6),
-             "auto_name": g.auto_name}
+            {
+                "group": g.group,
+                "users": g.users,
+                "value_per_user": round(g.value_per_user, 6),
+                "auto_name": g.auto_name,
+            }
             for g in report.groups
         ]
     )
     artifact = fitted.artifact(
-        {"as_of": context.as_of.isoformat(), "fit": fit, "sources": found.sources,
-         "missing_features": found.missing}
+        {
+            "as_of": context.as_of.isoformat(),
+            "fit": fit,
+            "sources": found.sources,
+            "missing_features": found.missing,
+        }
     )
     return ModelOutput(
         table, {"fit": _one_row(fit), "groups": ibis.memtable(groups)}, {"model.json": artifact}
